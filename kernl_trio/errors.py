@@ -1,0 +1,53 @@
+"""The exceptions kernl_trio raises. Every one derives from :class:`KernlTrioError`.
+
+Errors that leave a session are single exceptions of these types, never groups of the
+library's internal tasks' failures.
+"""
+
+from __future__ import annotations
+
+
+class KernlTrioError(Exception):
+    """Base of every kernl_trio exception."""
+
+
+class ConfigurationError(KernlTrioError):
+    """The agent, model or session was set up wrongly (e.g. two tools with one name)."""
+
+
+class FrameDecodeError(KernlTrioError):
+    """A wire frame could not be decoded; ``frame`` is exactly what arrived."""
+
+    def __init__(self, reason: str, frame: str | bytes) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.frame = frame
+
+
+class EncodeError(KernlTrioError):
+    """A client event cannot be expressed on this provider's wire."""
+
+
+class TransportError(KernlTrioError):
+    """Base of connection failures."""
+
+
+class HandshakeFailed(TransportError):
+    """The WebSocket (or HTTP upgrade) to the model server could not be established."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ConnectionLost(TransportError):
+    """An established connection ended without the client asking it to."""
+
+    def __init__(self, message: str, *, code: int | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+class ConnectionClosed(TransportError):
+    """An operation was attempted on a connection that is already closed."""
