@@ -27,9 +27,13 @@ class AudioFormat:
     rate: int = 24000
 
     @property
+    def sample_width(self) -> int:
+        """Bytes per sample: 2 for PCM16, 1 for G.711."""
+        return 2 if self.encoding is AudioEncoding.PCM16 else 1
+
+    @property
     def bytes_per_second(self) -> int:
-        width = 2 if self.encoding is AudioEncoding.PCM16 else 1
-        return self.rate * width
+        return self.rate * self.sample_width
 
     def duration_ms(self, nbytes: int) -> float:
         """Milliseconds of audio in ``nbytes`` bytes of this format."""

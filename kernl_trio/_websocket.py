@@ -1,0 +1,106 @@
+"""The small WebSocket client interface connections are written against.
+
+Connections only need: send a text frame, receive a frame, close. Keeping the client behind
+this interface lets another trio WebSocket library be swapped in (see ``WebSocketConnector``)
+without touching any provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
+
+import attrs
+import trio
+import trio_websocket
+
+from .errors import HandshakeFailed
+
+
+@attrs.frozen
+class WebSocketClosed(Exception):
+    """The peer (or the network) closed the socket; ``code`` is the close code, if any."""
+
+    code: int | None
+    reason: str | None
+
+
+class WebSocket(Protocol):
+    async def send(self, message: str) -> None: ...
+
+    async def receive(self) -> str | bytes:
+        """The next message; raises :class:`WebSocketClosed` once the socket is closed."""
+        ...
+
+    async def aclose(self, code: int = 1000, reason: str | None = None) -> None: ...
+
+
+WebSocketConnector = Callable[
+    [str, Sequence[tuple[str, str]], int, float],
+    AbstractAsyncContextManager[WebSocket],
+]
+"""``connector(url, headers, max_message_size, connect_timeout)``."""
+
+
+@attrs.define
+class _TrioWebSocket:
+    _ws: trio_websocket.WebSocketConnection
+
+    async def send(self, message: str) -> None:
+        try:
+            await self._ws.send_message(message)
+        except trio_websocket.ConnectionClosed as exc:
+            raise _closed(exc) from None
+
+    async def receive(self) -> str | bytes:
+        try:
+            return await self._ws.get_message()
+        except trio_websocket.ConnectionClosed as exc:
+            raise _closed(exc) from None
+
+    async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
+        await self._ws.aclose(code, reason)
+
+
+@asynccontextmanager
+async def connect_trio_websocket(
+    url: str,
+    headers: Sequence[tuple[str, str]],
+    max_message_size: int,
+    connect_timeout: float,
+) -> AsyncIterator[WebSocket]:
+    """The default connector, on trio-websocket."""
+    extra = [(k.encode(), v.encode()) for k, v in headers]
+    opened = False
+    try:
+        async with trio_websocket.open_websocket_url(
+            url,
+            extra_headers=extra,
+            max_message_size=max_message_size,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=5,
+            # A deeper queue lets trio-websocket keep handling pings and closes while the
+            # connection's reader hands the previous message on.
+            message_queue_size=64,
+        ) as ws:
+            opened = True
+            yield _TrioWebSocket(ws)
+    except trio_websocket.ConnectionRejected as exc:
+        if opened:
+            raise
+        raise HandshakeFailed(
+            f"{url} refused the WebSocket upgrade ({exc.status_code})",
+            status_code=exc.status_code,
+        ) from None
+    except (trio_websocket.HandshakeError, OSError, trio.TooSlowError) as exc:
+        if opened:
+            raise
+        raise HandshakeFailed(f"cannot open a WebSocket to {url}: {exc!r}") from None
+
+
+def _closed(exc: trio_websocket.ConnectionClosed) -> WebSocketClosed:
+    reason = exc.reason
+    if reason is None:
+        return WebSocketClosed(None, None)
+    return WebSocketClosed(reason.code, reason.reason)

@@ -1,0 +1,31 @@
+"""The harness for testing voice agents: a scripted realtime server and a virtual channel.
+
+Run tests under pytest-trio's ``autojump_clock`` and a ten-minute call plays in milliseconds,
+deterministically; every position is exact in trio's virtual time.
+"""
+
+from ..channels.virtual import PlayedChunk, VirtualChannel
+from .replies import (
+    AudioReply,
+    Reply,
+    Responder,
+    ResponseRequest,
+    TextReply,
+    ToolCallReply,
+    default_responder,
+)
+from .server import ScriptedServer, ServerConnection
+
+__all__ = [
+    "AudioReply",
+    "PlayedChunk",
+    "Reply",
+    "Responder",
+    "ResponseRequest",
+    "ScriptedServer",
+    "ServerConnection",
+    "TextReply",
+    "ToolCallReply",
+    "VirtualChannel",
+    "default_responder",
+]
