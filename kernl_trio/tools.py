@@ -185,11 +185,6 @@ class Tool:
                 functools.partial(self.function, *args, **kwargs),
                 abandon_on_cancel=self.cancel_on_interrupt,
             )
-            if inspect.iscoroutine(result):
-                result.close()
-                raise ToolDefinitionError(
-                    f"tool {self.name!r} returned a coroutine: declare it with `async def`"
-                )
         return self.serialise(result)
 
     def serialise(self, result: Any) -> str:
@@ -349,7 +344,8 @@ class Toolkit:
         calendar = Toolkit("calendar", [find_slot, book_slot])
 
     or subclass and decorate methods with ``@tool``; each instance then holds them bound to
-    itself, after any tools passed to the constructor, in definition order::
+    itself (and any other tool written in the class body, such as a ``@tool @staticmethod``),
+    after the tools passed to the constructor, in definition order::
 
         class Crm(Toolkit):
             def __init__(self, client: CrmClient) -> None:
@@ -369,13 +365,13 @@ class Toolkit:
         if name is None:
             name = getattr(type(self), "name", None) or type(self).__name__
         self.name = name
-        self._tools = (*tools, *self._method_tools())
+        self._tools = (*tools, *self._class_tools())
 
-    def _method_tools(self) -> list[Tool]:
+    def _class_tools(self) -> list[Tool]:
         names: dict[str, None] = {}
         for klass in reversed(type(self).__mro__):
             for attribute, value in vars(klass).items():
-                if isinstance(value, Tool) and value.is_method:
+                if isinstance(value, Tool):
                     names[attribute] = None
         bound = (getattr(self, attribute) for attribute in names)
         return [value for value in bound if isinstance(value, Tool)]
