@@ -1,0 +1,308 @@
+"""The cattrs converter for the OpenAI Realtime GA wire: primitives, audio bytes and items.
+
+This module owns the one :data:`converter` used in both directions. It registers strict hooks
+for JSON scalars (a JSON number is never accepted where a string belongs, nor a string for a
+number: cattrs' defaults would coerce with ``str()``/``int()``), base64 <-> ``bytes``
+(``binascii``, decoded exactly once here), and conversation items. ``_wire_config`` adds the
+session configuration hooks and ``_wire_events`` the event hooks, in that order: cattrs
+resolves the hooks of a class's fields when it generates the class's hook, so simpler types are
+registered first.
+
+Every structure hook raises ``KeyError`` (missing field), ``TypeError`` (wrong JSON type) or
+``ValueError`` (wrong value); the codec turns them into ``FrameDecodeError``.
+"""
+
+from __future__ import annotations
+
+import binascii
+import enum
+import typing
+from collections.abc import Callable
+from types import NoneType, UnionType
+from typing import Any, Literal, get_args, get_origin
+
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+
+from kernl_trio.protocol.common import RealtimeError
+from kernl_trio.protocol.items import (
+    ContentPart,
+    InputAudio,
+    InputText,
+    Item,
+    MessageItem,
+    OutputAudio,
+    OutputText,
+    ProviderItem,
+    ToolCallItem,
+    ToolResultItem,
+)
+
+__all__ = ["b64decode", "converter", "json_type_name", "structure_int", "structure_str"]
+
+converter = cattrs.Converter(
+    detailed_validation=False,
+    unstruct_collection_overrides={tuple: list},
+)
+"""The one converter for the OpenAI GA wire (both directions)."""
+
+StructureHook = Callable[[Any, Any], Any]
+
+_JSON_NAMES: dict[type, str] = {
+    NoneType: "null",
+    bool: "boolean",
+    int: "number",
+    float: "number",
+    str: "string",
+    list: "array",
+    dict: "object",
+}
+
+
+def json_type_name(value: object) -> str:
+    """The JSON name of ``value``'s type, for error messages."""
+    return _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+# --- JSON scalars -------------------------------------------------------------------------
+
+
+def structure_str(value: Any, _: Any = str) -> str:
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"expected a string, got {json_type_name(value)}")
+
+
+def structure_int(value: Any, _: Any = int) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise TypeError(f"expected an integer, got {json_type_name(value)}")
+
+
+def structure_float(value: Any, _: Any = float) -> float:
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"expected a number, got {json_type_name(value)}")
+
+
+def structure_bool(value: Any, _: Any = bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise TypeError(f"expected a boolean, got {json_type_name(value)}")
+
+
+def structure_json_object(value: Any, _: Any = dict) -> dict[str, Any]:
+    """A JSON object kept as sent (``dict[str, Any]`` fields: raw payloads, JSON Schemas)."""
+    if isinstance(value, dict):
+        return value
+    raise TypeError(f"expected an object, got {json_type_name(value)}")
+
+
+def b64decode(value: Any, _: Any = bytes) -> bytes:
+    """Base64 text -> bytes: the one place where audio is decoded."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected base64 text, got {json_type_name(value)}")
+    try:
+        return binascii.a2b_base64(value, strict_mode=True)
+    except binascii.Error as exc:
+        raise ValueError(f"invalid base64: {exc}") from None
+
+
+def b64encode(value: bytes) -> str:
+    return binascii.b2a_base64(value, newline=False).decode("ascii")
+
+
+converter.register_structure_hook(str, structure_str)
+converter.register_structure_hook(int, structure_int)
+converter.register_structure_hook(float, structure_float)
+converter.register_structure_hook(bool, structure_bool)
+converter.register_structure_hook(bytes, b64decode)
+converter.register_unstructure_hook(bytes, b64encode)
+
+
+def _is_json_object(t: Any) -> bool:
+    return t is dict or (get_origin(t) is dict and get_args(t)[0] is str)
+
+
+converter.register_structure_hook_func(_is_json_object, structure_json_object)
+
+
+def _is_optional(t: Any) -> bool:
+    if get_origin(t) not in (typing.Union, UnionType):
+        return False
+    args = get_args(t)
+    return len(args) == 2 and NoneType in args
+
+
+def _optional_factory(t: Any) -> StructureHook:
+    """``X | None``: the hook of ``X`` is resolved once, not on every call."""
+    inner = next(a for a in get_args(t) if a is not NoneType)
+    hook = converter.get_structure_hook(inner)
+
+    def structure_optional(value: Any, _: Any) -> Any:
+        return None if value is None else hook(value, inner)
+
+    return structure_optional
+
+
+def _is_literal(t: Any) -> bool:
+    return get_origin(t) is Literal
+
+
+def _literal_factory(t: Any) -> StructureHook:
+    allowed = frozenset(get_args(t))
+    shown = ", ".join(repr(a) for a in get_args(t))
+
+    def structure_literal(value: Any, _: Any) -> Any:
+        if isinstance(value, str) and value in allowed:
+            return value
+        raise ValueError(f"expected one of {shown}, got {value!r:.40}")
+
+    return structure_literal
+
+
+def _is_homogeneous_tuple(t: Any) -> bool:
+    args = get_args(t)
+    return get_origin(t) is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _tuple_factory(t: Any) -> StructureHook:
+    """``tuple[X, ...]`` from a JSON array only (a string or object is not a sequence here)."""
+    inner = get_args(t)[0]
+    hook = converter.get_structure_hook(inner)
+
+    def structure_tuple(value: Any, _: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise TypeError(f"expected an array, got {json_type_name(value)}")
+        return tuple([hook(v, inner) for v in value])
+
+    return structure_tuple
+
+
+def _is_str_enum(t: Any) -> bool:
+    return isinstance(t, type) and issubclass(t, enum.StrEnum)
+
+
+def _str_enum_factory(t: Any) -> StructureHook:
+    def structure_enum(value: Any, _: Any) -> Any:
+        return t(structure_str(value))
+
+    return structure_enum
+
+
+converter.register_structure_hook_factory(_is_optional, _optional_factory)
+converter.register_structure_hook_factory(_is_literal, _literal_factory)
+converter.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_factory)
+converter.register_structure_hook_factory(_is_str_enum, _str_enum_factory)
+
+
+# --- errors -------------------------------------------------------------------------------
+
+converter.register_structure_hook(RealtimeError, make_dict_structure_fn(RealtimeError, converter))
+
+
+# --- content parts ------------------------------------------------------------------------
+
+
+class UnmodelledPart(ValueError):
+    """A content part type the neutral vocabulary has no class for (e.g. ``input_image``)."""
+
+
+_PART_TAGS: dict[type[Any], str] = {
+    InputText: "input_text",
+    InputAudio: "input_audio",
+    OutputText: "output_text",
+    OutputAudio: "output_audio",
+}
+# Beta servers (and some GA traffic) spell assistant parts "text"/"audio" inside items.
+_PART_ALIASES = {"text": OutputText, "audio": OutputAudio}
+
+
+def _register_tagged(
+    tags: dict[type[Any], str], *, omit_if_default: bool
+) -> tuple[dict[str, tuple[StructureHook, type[Any]]], dict[type[Any], Callable[[Any], Any]]]:
+    """Generate the hooks of each class of a ``type``-tagged family; return both tables."""
+    by_tag: dict[str, tuple[StructureHook, type[Any]]] = {}
+    unstructurers: dict[type[Any], Callable[[Any], Any]] = {}
+    for cls, tag in tags.items():
+        structure = make_dict_structure_fn(cls, converter)
+        unstructure = make_dict_unstructure_fn(
+            cls, converter, _cattrs_omit_if_default=omit_if_default
+        )
+        converter.register_structure_hook(cls, structure)
+        converter.register_unstructure_hook(cls, unstructure)
+        by_tag[tag] = (structure, cls)
+        unstructurers[cls] = unstructure
+    return by_tag, unstructurers
+
+
+_PART_BY_TAG, _PART_UNSTRUCTURE = _register_tagged(_PART_TAGS, omit_if_default=True)
+for _alias, _cls in _PART_ALIASES.items():
+    _PART_BY_TAG[_alias] = _PART_BY_TAG[_PART_TAGS[_cls]]
+
+
+def _structure_part(value: Any, _: Any) -> ContentPart:
+    tag = structure_str(value["type"])
+    entry = _PART_BY_TAG.get(tag)
+    if entry is None:
+        raise UnmodelledPart(f"content part type {tag!r}")
+    hook, cls = entry
+    part: ContentPart = hook(value, cls)
+    return part
+
+
+def _unstructure_part(part: ContentPart) -> dict[str, Any]:
+    wire: dict[str, Any] = {"type": _PART_TAGS[part.__class__]}
+    wire.update(_PART_UNSTRUCTURE[part.__class__](part))
+    return wire
+
+
+converter.register_structure_hook(ContentPart, _structure_part)
+converter.register_unstructure_hook(ContentPart, _unstructure_part)
+
+
+# --- items --------------------------------------------------------------------------------
+
+_ITEM_TAGS: dict[type[Any], str] = {
+    MessageItem: "message",
+    ToolCallItem: "function_call",
+    ToolResultItem: "function_call_output",
+}
+_ITEM_BY_TAG, _ITEM_UNSTRUCTURE = _register_tagged(_ITEM_TAGS, omit_if_default=True)
+
+
+def _structure_provider_item(value: Any, _: Any = ProviderItem) -> ProviderItem:
+    item_id = value.get("id")
+    return ProviderItem(
+        type=structure_str(value["type"]),
+        raw=value,
+        id=item_id if isinstance(item_id, str) else None,
+    )
+
+
+def _structure_item(value: Any, _: Any) -> Item:
+    """A GA item; item types (or message parts) the vocabulary lacks become ProviderItem."""
+    tag = structure_str(value["type"])
+    entry = _ITEM_BY_TAG.get(tag)
+    if entry is None:
+        return _structure_provider_item(value)
+    hook, cls = entry
+    try:
+        item: Item = hook(value, cls)
+    except UnmodelledPart:
+        return _structure_provider_item(value)
+    return item
+
+
+def _unstructure_item(item: Item) -> dict[str, Any]:
+    if isinstance(item, ProviderItem):
+        return dict(item.raw)
+    wire: dict[str, Any] = {"type": _ITEM_TAGS[item.__class__]}
+    wire.update(_ITEM_UNSTRUCTURE[item.__class__](item))
+    return wire
+
+
+converter.register_structure_hook(ProviderItem, _structure_provider_item)
+converter.register_unstructure_hook(ProviderItem, lambda item: dict(item.raw))
+converter.register_structure_hook(Item, _structure_item)
+converter.register_unstructure_hook(Item, _unstructure_item)
