@@ -178,6 +178,30 @@ def test_description_keeps_all_prose_before_the_sections() -> None:
     }
 
 
+def test_only_known_section_headers_end_the_description() -> None:
+    @tool
+    def f(a: int, b: int) -> None:
+        """Add two numbers.
+
+        Result format:
+            a plain integer.
+
+        Arguments:
+            a: First.
+            b: Second,
+               continued.
+            c: Not a parameter; ignored.
+        Example:
+            a: not an argument description.
+        """
+
+    assert f.description == "Add two numbers.\n\nResult format:\n    a plain integer."
+    assert f.parameters["properties"] == {
+        "a": {"type": "integer", "description": "First."},
+        "b": {"type": "integer", "description": "Second, continued."},
+    }
+
+
 def test_scalar_and_optional_annotations() -> None:
     @tool
     def f(
@@ -331,6 +355,7 @@ def test_context_first_parameter_is_left_out() -> None:
         (lambda: tool(_bytes), "'data': bytes is not supported"),
         (lambda: tool(_recursive), "recursive attrs class Node"),
         (lambda: tool(_context_second), "must come first"),
+        (lambda: tool(_self_outside_a_class), "named 'self' outside a class"),
         (lambda: tool(name="no spaces")(_ok), "must be 1 to 64 letters"),
         (lambda: tool(name="x" * 65)(_ok), "must be 1 to 64 letters"),
         (lambda: tool(timeout=0)(_ok), "timeout must be positive"),
@@ -375,6 +400,10 @@ def _recursive(tree: Node) -> None:
 
 
 def _context_second(x: int, ctx: Context[None]) -> None:
+    pass
+
+
+def _self_outside_a_class(self: int) -> None:
     pass
 
 
