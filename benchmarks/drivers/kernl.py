@@ -1,0 +1,221 @@
+"""kernl_trio through its public API: ``open_session``, ``session.events()``, ``@tool``.
+
+``--transport trio-websocket`` uses the model's default connector; ``--transport websockets``
+passes ``connector=connect_websockets_trio`` to ``OpenAIRealtimeModel``. The session has no
+channel: the application reads audio from ``session.events()`` (the session assumes real-time
+playback to compute ``audio_end_ms``, as the peer does without a playback tracker).
+"""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from kernl_trio.agent import RealtimeAgent
+from kernl_trio.protocol import (
+    AudioOutputDelta,
+    ResponseDone,
+    ResponseInterrupted,
+    SpeechStarted,
+    ToolCancelled,
+)
+from kernl_trio.providers.openai import OpenAIRealtimeModel
+from kernl_trio.session import RealtimeSession, ToolOutput, open_session
+from kernl_trio.tools import tool
+
+from ._common import (
+    DELTA_BYTES,
+    DELTA_MS,
+    BargeIn,
+    Burst,
+    Concurrency,
+    emit,
+    now_ns,
+    parse_args,
+    rss_bytes,
+    turn_of,
+)
+
+
+def make_model(url: str, transport: str) -> OpenAIRealtimeModel:
+    if transport == "websockets":
+        from kernl_trio._websocket_ws import connect_websockets_trio
+
+        return OpenAIRealtimeModel("gpt-realtime", base_url=url, connector=connect_websockets_trio)
+    if transport != "trio-websocket":
+        raise SystemExit(f"unknown transport {transport!r}")
+    return OpenAIRealtimeModel("gpt-realtime", base_url=url)
+
+
+AGENT = RealtimeAgent("bench", name="Bench", instructions="Benchmark agent.")
+
+
+async def w1(model: OpenAIRealtimeModel, expected: int) -> dict[str, Any]:
+    burst = Burst(expected)
+    async with open_session(AGENT, model=model) as session, session.events() as events:
+        await session.create_response()
+        async for event in events:
+            if isinstance(event, AudioOutputDelta) and burst.delivered(event.audio):
+                break
+    return burst.result()
+
+
+async def w2(model: OpenAIRealtimeModel, turns: int) -> dict[str, Any]:
+    barge = BargeIn(turns)
+    speech_started = 0
+    async with open_session(AGENT, model=model) as session, session.events() as events:
+        await session.create_response()
+        done = 0
+        async for event in events:
+            if isinstance(event, AudioOutputDelta):
+                barge.delivered(event.audio)
+            elif isinstance(event, ResponseInterrupted):
+                barge.interrupted(turn_of(event.response_id))
+            elif isinstance(event, SpeechStarted):
+                speech_started += 1
+            elif isinstance(event, ResponseDone):
+                done += 1
+                if done >= turns:
+                    break
+        stats = session.statistics()
+    return {
+        **barge.result(),
+        "speech_started_seen": speech_started,
+        "late_dropped": stats.late_audio_dropped,
+        "interruptions": stats.interruptions,
+    }
+
+
+async def w3(model: OpenAIRealtimeModel, sessions: int) -> dict[str, Any]:
+    conc = Concurrency()
+    everyone = trio.Event()
+    chunk = bytes(DELTA_BYTES)
+
+    async def appends(session: RealtimeSession, index: int) -> None:
+        start = trio.current_time() + (index % DELTA_MS) / 1000
+        k = 0
+        while True:
+            await trio.sleep_until(start + k * DELTA_MS / 1000)
+            await session.send_audio(chunk)
+            conc.appends += 1
+            k += 1
+
+    async def one(index: int) -> None:
+        async with open_session(AGENT, model=model) as session, session.events() as events:
+            conc.connected += 1
+            if conc.connected == sessions:
+                everyone.set()
+            await everyone.wait()
+            await session.create_response()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(appends, session, index)
+                async for event in events:
+                    if isinstance(event, AudioOutputDelta):
+                        conc.delivered(event.audio)
+                    elif isinstance(event, ResponseDone):
+                        break
+                nursery.cancel_scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        for index in range(sessions):
+            nursery.start_soon(one, index)
+    conc.finish()
+    return conc.result(sessions)
+
+
+async def w4(url: str, transport: str, tool_seconds: float, observe: float) -> dict[str, Any]:
+    times: dict[str, int] = {}
+
+    @tool
+    async def slow_tool() -> str:
+        """Looks something up slowly (the benchmark's tool: it sleeps)."""
+        times["tool_started"] = now_ns()
+        try:
+            await trio.sleep(tool_seconds)
+            times["tool_finished"] = now_ns()
+            return "finished"
+        finally:
+            if "tool_finished" not in times:
+                times["tool_cancelled"] = now_ns()
+
+    agent = RealtimeAgent("bench", name="Bench", instructions="Benchmark.", tools=[slow_tool])
+    model = make_model(url, transport)
+    seen: list[list[Any]] = []
+    async with open_session(agent, model=model) as session, session.events() as events:
+        await session.create_response()
+        with trio.move_on_after(observe):
+            async for event in events:
+                t = now_ns()
+                if isinstance(event, ResponseInterrupted):
+                    seen.append([t, "interrupted", list(event.cancelled_call_ids)])
+                elif isinstance(event, ToolCancelled):
+                    seen.append([t, "tool.cancelled", event.call_id])
+                elif isinstance(event, ToolOutput):
+                    seen.append([t, "tool.output", event.output])
+    return {"times": times, "events": seen}
+
+
+async def _mem_phase(model: OpenAIRealtimeModel, sessions: int, measure: Callable[[], int]) -> int:
+    gc.collect()
+    base = measure()
+    opened = 0
+    everyone, release = trio.Event(), trio.Event()
+
+    async def one() -> None:
+        nonlocal opened
+        async with open_session(AGENT, model=model):
+            opened += 1
+            if opened == sessions:
+                everyone.set()
+            await release.wait()
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(sessions):
+            nursery.start_soon(one)
+        await everyone.wait()
+        gc.collect()
+        used = measure()
+        release.set()
+    return round((used - base) / sessions)
+
+
+async def mem(model: OpenAIRealtimeModel, sessions: int) -> dict[str, Any]:
+    rss = await _mem_phase(model, sessions, rss_bytes)
+    tracemalloc.start()
+    try:
+        traced = await _mem_phase(model, sessions, lambda: tracemalloc.get_traced_memory()[0])
+    finally:
+        tracemalloc.stop()
+    return {
+        "sessions": sessions,
+        "rss_per_session_bytes": rss,
+        "tracemalloc_per_session_bytes": traced,
+    }
+
+
+def main() -> None:
+    args = parse_args("kernl_trio driver")
+    name = "kernl" if args.transport == "trio-websocket" else f"kernl-{args.transport}"
+
+    async def run() -> dict[str, Any]:
+        model = make_model(args.url, args.transport)
+        with trio.fail_after(args.timeout):
+            if args.workload == "w1":
+                return await w1(model, args.deltas)
+            if args.workload == "w2":
+                return await w2(model, args.turns)
+            if args.workload == "w3":
+                return await w3(model, args.sessions)
+            if args.workload == "w4":
+                return await w4(args.url, args.transport, args.tool_seconds, args.observe_seconds)
+            return await mem(model, args.sessions)
+
+    emit(name, args.workload, trio.run(run))
+
+
+if __name__ == "__main__":
+    main()
