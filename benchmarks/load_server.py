@@ -515,7 +515,12 @@ class LoadServer:
         await asyncio.Event().wait()
 
     async def _paced_deltas(
-        self, conn: Connection, template: DeltaTemplate, until: Callable[[], bool], limit_ns: int
+        self,
+        conn: Connection,
+        template: DeltaTemplate,
+        until: Callable[[], bool],
+        limit_ns: int,
+        first_mark: str | None = "first_delta",
     ) -> int:
         """Real-time audio: one delta every 20 ms until ``until()`` or ``limit_ns``."""
         start = now_ns()
@@ -530,8 +535,8 @@ class LoadServer:
                 if until():
                     break
             t = conn.send_delta(template)
-            if k == 0:
-                conn.mark("first_delta", t)
+            if k == 0 and first_mark:
+                conn.mark(first_mark, t)
             k += 1
         return k
 
@@ -569,7 +574,9 @@ class LoadServer:
                         )
                     return cancelled[0]
 
-                late = await self._paced_deltas(conn, template, cancel_arrived, 2_000_000_000)
+                late = await self._paced_deltas(
+                    conn, template, cancel_arrived, 2_000_000_000, first_mark=None
+                )
                 end_audio_response(conn, rid, iid, "cancelled", "client_cancelled")
             conn.mark("response_done", None, {"late_deltas": late})
             await conn.wait_for("conversation.item.truncate", limit=1.0)

@@ -117,6 +117,7 @@ class BargeIn:
     def __init__(self, turns: int) -> None:
         self.turns = turns
         self.interrupts: dict[int, int] = {}
+        self.speech: dict[int, int] = {}
         self.audio_after: dict[int, int] = {}
         self.deltas = 0
 
@@ -132,9 +133,14 @@ class BargeIn:
             turn = next(i for i in range(self.turns + 1) if i not in self.interrupts)
         self.interrupts.setdefault(turn, t)
 
+    def speech_started(self, turn: int) -> None:
+        """The application saw speech_started for ``turn`` (where the library exposes it)."""
+        self.speech.setdefault(turn, now_ns())
+
     def result(self) -> dict[str, Any]:
         return {
             "deltas": self.deltas,
+            "speech_ns": {str(k): v for k, v in sorted(self.speech.items())},
             "interrupt_ns": {str(k): v for k, v in sorted(self.interrupts.items())},
             "audio_after": {str(k): v for k, v in sorted(self.audio_after.items())},
         }
@@ -175,14 +181,6 @@ class Concurrency:
             "cpu_cores": round(cpu / wall, 3) if wall > 0 else None,
             "lag": summary_ms(self.lags),
         }
-
-
-class Memory:
-    """Memory per idle connected session: RSS growth and (second phase) tracemalloc."""
-
-    def __init__(self, sessions: int) -> None:
-        self.sessions = sessions
-        self.values: dict[str, Any] = {"sessions": sessions}
 
 
 def emit(driver: str, workload: str, result: dict[str, Any]) -> None:

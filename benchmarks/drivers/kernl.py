@@ -76,6 +76,7 @@ async def w2(model: OpenAIRealtimeModel, turns: int) -> dict[str, Any]:
             elif isinstance(event, ResponseInterrupted):
                 barge.interrupted(turn_of(event.response_id))
             elif isinstance(event, SpeechStarted):
+                barge.speech_started(speech_started)
                 speech_started += 1
             elif isinstance(event, ResponseDone):
                 done += 1
@@ -150,7 +151,9 @@ async def w4(url: str, transport: str, tool_seconds: float, observe: float) -> d
         with trio.move_on_after(observe):
             async for event in events:
                 t = now_ns()
-                if isinstance(event, ResponseInterrupted):
+                if isinstance(event, SpeechStarted):
+                    seen.append([t, "speech.started", None])
+                elif isinstance(event, ResponseInterrupted):
                     seen.append([t, "interrupted", list(event.cancelled_call_ids)])
                 elif isinstance(event, ToolCancelled):
                     seen.append([t, "tool.cancelled", event.call_id])
