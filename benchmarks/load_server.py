@@ -596,8 +596,9 @@ class LoadServer:
         await conn.wait_for("response.create")
         conn.turn = 0
         template = begin_audio_response(conn, "resp_w3", "item_w3")
+        # Due times fall on whole milliseconds, so the ticker's visit of a slot finds them due.
         phase_ms = conn.index % DELTA_MS
-        start = now_ns() + phase_ms * 1_000_000
+        start = (now_ns() // 1_000_000 + 1 + phase_ms) * 1_000_000
         total = int(self.args.duration * 1000) // DELTA_MS
         period = DELTA_MS * 1_000_000
         done = asyncio.Event()
