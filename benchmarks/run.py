@@ -209,6 +209,9 @@ def metrics_w4(client: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]
     return {
         "tool_cancelled_after_ms": _ms(cancel - t_ss) if cancel and t_ss else None,
         "tool_finished": "tool_finished" in times,
+        "tool_cancelled_after_speech_event_ms": _ms(cancel - app["speech.started"])
+        if cancel and "speech.started" in app
+        else None,
         "speech_event_after_ms": _ms(app["speech.started"] - t_ss)
         if "speech.started" in app and t_ss
         else None,
@@ -429,7 +432,7 @@ def targets(groups: dict, args: argparse.Namespace) -> str:
                 line(
                     f"W2 {kernl} ({mode}) interruption p99 < 1 ms, no audio after",
                     p99 < 1 and after == 0,
-                    f"p99 {p99:.3f} ms, {after} deltas after",
+                    f"p99 {p99:.3f} ms, {after:g} deltas after",
                 )
     peer_cpu = _median(groups, ("w3", "K=100", PEER), "cpu_cores")
     for kernl in KERNL:
@@ -458,10 +461,11 @@ def targets(groups: dict, args: argparse.Namespace) -> str:
         creates = _median(groups, ("w4", "", kernl), "response_creates_after_call")
         if ("w4", "", kernl) in groups:
             ok = cancel is not None and cancel < 1 and creates == 0
+            when = "never" if cancel is None else f"{cancel:.3f} ms after speech_started"
             line(
                 f"W4 {kernl} tool cancelled < 1 ms, no response.create",
                 ok,
-                f"cancelled after {cancel} ms, {creates} response.create",
+                f"cancelled {when}, {creates:g} response.create",
             )
     return "\n".join(out)
 
