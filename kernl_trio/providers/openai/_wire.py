@@ -24,7 +24,8 @@ from typing import Any, Literal, get_args, get_origin
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
-from kernl_trio.protocol.common import RealtimeError
+from kernl_trio.protocol.common import RealtimeError, ResponseStatus
+from kernl_trio.protocol.config import AudioEncoding
 from kernl_trio.protocol.items import (
     ContentPart,
     InputAudio,
@@ -179,13 +180,9 @@ def _tuple_factory(t: Any) -> StructureHook:
     return structure_tuple
 
 
-def _is_str_enum(t: Any) -> bool:
-    return isinstance(t, type) and issubclass(t, enum.StrEnum)
-
-
-def _str_enum_factory(t: Any) -> StructureHook:
+def _structure_str_enum(enum_cls: type[enum.StrEnum]) -> StructureHook:
     def structure_enum(value: Any, _: Any) -> Any:
-        return t(structure_str(value))
+        return enum_cls(structure_str(value))
 
     return structure_enum
 
@@ -193,7 +190,10 @@ def _str_enum_factory(t: Any) -> StructureHook:
 converter.register_structure_hook_factory(_is_optional, _optional_factory)
 converter.register_structure_hook_factory(_is_literal, _literal_factory)
 converter.register_structure_hook_factory(_is_homogeneous_tuple, _tuple_factory)
-converter.register_structure_hook_factory(_is_str_enum, _str_enum_factory)
+# Hooks registered by class also catch subclasses, so every StrEnum on this wire needs its own
+# hook, or the str hook would let any string through.
+for _enum in (ResponseStatus, AudioEncoding):
+    converter.register_structure_hook(_enum, _structure_str_enum(_enum))
 
 
 # --- errors -------------------------------------------------------------------------------
