@@ -29,6 +29,7 @@ import attrs
 import trio
 import trio_websocket
 
+from .._errors import collapse
 from .._fanout import Broadcaster
 from .._websocket import WebSocket, WebSocketClosed, _TrioWebSocket
 from ..audio import Transcoder
@@ -258,28 +259,34 @@ class TwilioChannel:
         ``task_status.started(start)`` fires when Twilio's ``start`` message arrives. Raises
         :class:`~kernl_trio.errors.ConnectionLost` if the stream ends before that.
         """
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            self._events.bind(nursery)
-            nursery.start_soon(self._write_loop)
-            reason: Literal["stop", "closed"] = "closed"
-            try:
-                while True:
-                    try:
-                        frame = await self._ws.receive()
-                    except WebSocketClosed:
-                        break
-                    message = self.receive_frame(frame)
-                    if isinstance(message, Start) and self.start is message.start:
-                        task_status.started(message.start)
-                    elif isinstance(message, Stop):
-                        reason = "stop"
-                        break
-            finally:
-                self._end(reason)
-            if self.start is None:
-                raise ConnectionLost("the Twilio stream ended before its start message")
-            nursery.cancel_scope.cancel()
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                self._events.bind(nursery)
+                nursery.start_soon(self._write_loop)
+                await self._read_loop(task_status)
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise collapse(group) from None
+        if self.start is None:
+            raise ConnectionLost("the Twilio stream ended before its start message")
+
+    async def _read_loop(self, task_status: trio.TaskStatus[StartInfo]) -> None:
+        reason: Literal["stop", "closed"] = "closed"
+        try:
+            while True:
+                try:
+                    frame = await self._ws.receive()
+                except WebSocketClosed:
+                    return
+                message = self.receive_frame(frame)
+                if isinstance(message, Start) and self.start is message.start:
+                    task_status.started(message.start)
+                elif isinstance(message, Stop):
+                    reason = "stop"
+                    return
+        finally:
+            self._end(reason)
 
     async def _write_loop(self) -> None:
         outbox = self._outbox

@@ -21,6 +21,7 @@ import collections
 import contextlib
 import itertools
 import math
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -110,20 +111,48 @@ class TwilioPeer:
         A refused upgrade raises ``trio_websocket.ConnectionRejected`` (``.status_code``).
         """
         headers = [(k.encode(), v.encode()) for k, v in self.headers]
-        async with trio_websocket.open_websocket_url(self.url, extra_headers=headers) as ws:
-            self._ws = ws
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._write_loop, ws)
-                self.send_nowait({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-                self.send_nowait(self._start_message())
-                nursery.start_soon(self._read_loop, ws)
-                nursery.start_soon(self._speaker)
-                if self.microphone:
-                    nursery.start_soon(self._microphone)
-                task_status.started(self)
-                await self._done.wait()
-                nursery.cancel_scope.cancel()
-        self.closed.set()
+        url = urllib.parse.urlsplit(self.url)
+        host, port = url.hostname or "127.0.0.1", url.port or 80
+        resource = url.path + (f"?{url.query}" if url.query else "")
+        # The peer owns its TCP stream: trio-websocket leaves a client's socket to the garbage
+        # collector when the server closes first or refuses the handshake.
+        stream = await trio.open_tcp_stream(host, port)
+        try:
+            async with trio.open_nursery() as ws_nursery:
+                ws = await trio_websocket.wrap_client_stream(
+                    ws_nursery, stream, host, resource, extra_headers=headers
+                )
+                await self._serve(ws, task_status)
+                ws_nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            refused = group.subgroup(trio_websocket.ConnectionRejected)
+            if refused is None:
+                raise
+            leaf: BaseException = refused
+            while isinstance(leaf, BaseExceptionGroup):
+                leaf = leaf.exceptions[0]
+            raise leaf from None
+        finally:
+            await stream.aclose()
+            self.closed.set()
+
+    async def _serve(
+        self, ws: trio_websocket.WebSocketConnection, task_status: trio.TaskStatus[TwilioPeer]
+    ) -> None:
+        self._ws = ws
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._write_loop, ws)
+            self.send_nowait({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+            self.send_nowait(self._start_message())
+            nursery.start_soon(self._read_loop, ws)
+            nursery.start_soon(self._speaker)
+            if self.microphone:
+                nursery.start_soon(self._microphone)
+            task_status.started(self)
+            await self._done.wait()
+            nursery.cancel_scope.cancel()
+        with trio.move_on_after(1):
+            await ws.aclose()
 
     def send_nowait(self, message: dict[str, Any] | str | bytes) -> None:
         """Send one message (a dict gets a ``sequenceNumber``); raw text/bytes go as is."""
