@@ -435,3 +435,36 @@ async def test_hanging_up_ends_the_session_and_cancels_a_running_tool(
         await wait_until(lambda: bridge.statistics().completed == 1)
     assert bridge.calls == {}
     assert bridge.history[-1].outcome == "completed"
+
+
+async def test_losing_the_model_ends_only_that_call_and_hangs_up_its_stream(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    model_server = await start_model_server(nursery)
+    bridge = await start_bridge(nursery, model_server)
+    doomed = await dial(nursery, bridge)
+    doomed_conn = await model_side(model_server, 0)
+    other = await dial(nursery, bridge)
+    other_conn = await model_side(model_server, 1)
+    await doomed_conn.drop()
+    with trio.fail_after(5):
+        await doomed.closed.wait()  # Twilio's socket closed: the stream ends
+    assert bridge.history[-1].outcome == "failed"
+    other_conn.start_response(RESPONSE_CREATE, Reply.of(AudioReply("ok", ms=100)))
+    await other.wait_received("mark", count=5)
+    assert bridge.statistics().active == 1
+    await other.hang_up()
+
+
+async def test_a_stream_without_start_is_dropped_after_the_start_timeout(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    model_server = await start_model_server(nursery)
+    bridge = await start_bridge(nursery, model_server, start_timeout=3)
+    peer = await dial(nursery, bridge, send_start=False)  # says "connected", then nothing
+    with trio.fail_after(10):
+        await peer.closed.wait()
+    assert trio.current_time() == pytest.approx(3, abs=0.01)
+    assert bridge.history[-1].outcome == "failed"
+    assert isinstance(bridge.history[-1].error, trio.TooSlowError)
+    assert model_server.connections == []

@@ -69,6 +69,7 @@ class TwilioPeer:
         microphone: bool = True,
         frame_ms: int = 20,
         echo_marks: bool = True,
+        send_start: bool = True,
     ) -> None:
         n = next(self._counter)
         self.url = url
@@ -79,6 +80,7 @@ class TwilioPeer:
         self.account_sid = "AC" + "0" * 32
         self.microphone = microphone
         self.echo_marks = echo_marks
+        self.send_start = send_start
         self.frame_ms = frame_ms
         # what happened
         self.received: list[dict[str, Any]] = []
@@ -143,10 +145,11 @@ class TwilioPeer:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._write_loop, ws)
             self.send_nowait({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-            self.send_nowait(self._start_message())
+            if self.send_start:
+                self.send_nowait(self._start_message())
             nursery.start_soon(self._read_loop, ws)
             nursery.start_soon(self._speaker)
-            if self.microphone:
+            if self.microphone and self.send_start:
                 nursery.start_soon(self._microphone)
             task_status.started(self)
             await self._done.wait()
