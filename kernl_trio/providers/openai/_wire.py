@@ -92,7 +92,7 @@ def structure_bool(value: Any, _: Any = bool) -> bool:
     raise TypeError(f"expected a boolean, got {json_type_name(value)}")
 
 
-def structure_json_object(value: Any, _: Any = dict) -> dict[str, Any]:
+def json_object(value: Any, _: Any = dict) -> dict[str, Any]:
     """A JSON object kept as sent (``dict[str, Any]`` fields: raw payloads, JSON Schemas)."""
     if isinstance(value, dict):
         return value
@@ -125,7 +125,7 @@ def _is_json_object(t: Any) -> bool:
     return t is dict or (get_origin(t) is dict and get_args(t)[0] is str)
 
 
-converter.register_structure_hook_func(_is_json_object, structure_json_object)
+converter.register_structure_hook_func(_is_json_object, json_object)
 
 
 def _is_optional(t: Any) -> bool:
@@ -198,7 +198,21 @@ for _enum in (ResponseStatus, AudioEncoding):
 
 # --- errors -------------------------------------------------------------------------------
 
-converter.register_structure_hook(RealtimeError, make_dict_structure_fn(RealtimeError, converter))
+
+def make_object_structure_fn(cls: type[Any], **overrides: Any) -> StructureHook:
+    """cattrs' generated hook for ``cls``, behind a check that the value is a JSON object.
+
+    For classes nested in an event: the event's own hook already gets an object.
+    """
+    generated = make_dict_structure_fn(cls, converter, **overrides)
+
+    def structure_object(value: Any, _: Any = cls) -> Any:
+        return generated(json_object(value), cls)
+
+    return structure_object
+
+
+converter.register_structure_hook(RealtimeError, make_object_structure_fn(RealtimeError))
 
 
 # --- content parts ------------------------------------------------------------------------
@@ -225,7 +239,7 @@ def _register_tagged(
     by_tag: dict[str, tuple[StructureHook, type[Any]]] = {}
     unstructurers: dict[type[Any], Callable[[Any], Any]] = {}
     for cls, tag in tags.items():
-        structure = make_dict_structure_fn(cls, converter)
+        structure = make_object_structure_fn(cls)
         unstructure = make_dict_unstructure_fn(
             cls, converter, _cattrs_omit_if_default=omit_if_default
         )
@@ -242,7 +256,7 @@ for _alias, _cls in _PART_ALIASES.items():
 
 
 def _structure_part(value: Any, _: Any) -> ContentPart:
-    tag = structure_str(value["type"])
+    tag = structure_str(json_object(value)["type"])
     entry = _PART_BY_TAG.get(tag)
     if entry is None:
         raise UnmodelledPart(f"content part type {tag!r}")
@@ -282,7 +296,7 @@ def _structure_provider_item(value: Any, _: Any = ProviderItem) -> ProviderItem:
 
 def _structure_item(value: Any, _: Any) -> Item:
     """A GA item; item types (or message parts) the vocabulary lacks become ProviderItem."""
-    tag = structure_str(value["type"])
+    tag = structure_str(json_object(value)["type"])
     entry = _ITEM_BY_TAG.get(tag)
     if entry is None:
         return _structure_provider_item(value)

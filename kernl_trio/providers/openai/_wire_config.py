@@ -44,7 +44,15 @@ from kernl_trio.protocol.config import (
 )
 from kernl_trio.protocol.server import SessionInfo
 
-from ._wire import converter, json_type_name, structure_float, structure_int, structure_str
+from ._wire import (
+    converter,
+    json_object,
+    json_type_name,
+    make_object_structure_fn,
+    structure_float,
+    structure_int,
+    structure_str,
+)
 
 __all__ = [
     "structure_session_config",
@@ -55,14 +63,8 @@ __all__ = [
 _ABSENT: Any = object()
 
 
-def _object(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    raise TypeError(f"expected an object, got {json_type_name(value)}")
-
-
 def _object_or_empty(value: Any) -> dict[str, Any]:
-    return {} if value is None else _object(value)
+    return {} if value is None else json_object(value)
 
 
 def _optional_str(value: Any) -> str | None:
@@ -90,7 +92,7 @@ _GA_FORMAT_TYPES: dict[AudioEncoding, str] = {
 
 def structure_audio_format(value: Any, _: Any = AudioFormat) -> AudioFormat:
     """``{"type":"audio/pcm","rate":24000}``, ``{"type":"audio/pcmu"}``, ... or a beta string."""
-    name = value if isinstance(value, str) else structure_str(_object(value)["type"])
+    name = value if isinstance(value, str) else structure_str(json_object(value)["type"])
     fmt = _FORMATS_BY_NAME.get(name)
     if fmt is None:
         raise ValueError(f"unknown audio format {name!r:.40}")
@@ -135,7 +137,7 @@ _VAD_TYPES = frozenset(_VAD_TAGS.values())
 def structure_turn_detection(value: Any, _: Any = TurnDetection) -> TurnDetection:
     if value is None:
         return ManualTurns()
-    tag = structure_str(_object(value)["type"])
+    tag = structure_str(json_object(value)["type"])
     if tag not in _VAD_TYPES:
         raise ValueError(f"unknown turn detection type {tag!r:.40}")
     detection: TurnDetection = _structure_vad(value, ServerVAD | SemanticVAD)
@@ -155,7 +157,7 @@ converter.register_unstructure_hook(TurnDetection, unstructure_turn_detection)
 
 # --- transcription, tools, tool choice, token limits ---------------------------------------
 
-converter.register_structure_hook(Transcription, make_dict_structure_fn(Transcription, converter))
+converter.register_structure_hook(Transcription, make_object_structure_fn(Transcription))
 converter.register_unstructure_hook(
     Transcription, make_dict_unstructure_fn(Transcription, converter, _cattrs_omit_if_default=True)
 )
@@ -168,7 +170,7 @@ def _description(value: Any, _: Any) -> str:
 
 
 def _parameters(value: Any, _: Any) -> dict[str, Any]:
-    return {"type": "object", "properties": {}} if value is None else _object(value)
+    return {"type": "object", "properties": {}} if value is None else json_object(value)
 
 
 converter.register_structure_hook(
@@ -199,7 +201,7 @@ def _structure_tools(value: Any, _: Any = None) -> tuple[FunctionTool, ...]:
         raise TypeError(f"expected an array of tools, got {json_type_name(value)}")
     tools = []
     for tool in value:
-        kind = _object(tool).get("type", "function")
+        kind = json_object(tool).get("type", "function")
         if kind == "function":
             tools.append(_structure_tool(tool, FunctionTool))
         else:
@@ -216,7 +218,7 @@ def structure_tool_choice(value: Any, _: Any = ToolChoice) -> ToolChoice | None:
         if value not in _TOOL_CHOICE_MODES:
             raise ValueError(f"unknown tool_choice {value!r:.40}")
         return cast(Literal["auto", "none", "required"], value)
-    kind = structure_str(_object(value)["type"])
+    kind = structure_str(json_object(value)["type"])
     if kind == "function":
         return ToolChoiceFunction(structure_str(value["name"]))
     return None
@@ -260,13 +262,13 @@ def _voice(value: Any) -> str | None:
         return None
     if isinstance(value, str):
         return value
-    _object(value)  # a custom voice ({"id": ...}) has no neutral spelling
+    json_object(value)  # a custom voice ({"id": ...}) has no neutral spelling
     return None
 
 
 def structure_session_config(value: Any, _: Any = SessionConfig) -> SessionConfig:
     """A GA (or beta) session object -> SessionConfig; absent or null fields stay unset."""
-    session = _object(value)
+    session = json_object(value)
     audio = _object_or_empty(session.get("audio"))
     audio_in = _object_or_empty(audio.get("input"))
     audio_out = _object_or_empty(audio.get("output"))
@@ -341,7 +343,7 @@ converter.register_unstructure_hook(SessionConfig, unstructure_session_config)
 
 
 def structure_session_info(value: Any, _: Any = SessionInfo) -> SessionInfo:
-    session = _object(value)
+    session = json_object(value)
     return SessionInfo(
         id=_optional_str(session.get("id")),
         config=structure_session_config(session),

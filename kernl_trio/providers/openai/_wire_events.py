@@ -59,15 +59,9 @@ from kernl_trio.protocol.server import (
 )
 
 from . import _wire_config  # noqa: F401  (registers the config hooks the events below use)
-from ._wire import converter, json_type_name, structure_int, structure_str
+from ._wire import converter, json_object, structure_int, structure_str
 
 __all__ = ["CLIENT_WIRE_TYPES"]
-
-
-def _object(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    raise TypeError(f"expected an object, got {json_type_name(value)}")
 
 
 # --- server events ------------------------------------------------------------------------
@@ -127,7 +121,7 @@ for _cls in (AudioOutputDelta, TranscriptOutputDelta, TextOutputDelta):
 
 
 def _response_id(value: Any, _: Any) -> str:
-    return structure_str(_object(value)["id"])
+    return structure_str(json_object(value)["id"])
 
 
 # ``response.created`` carries the whole response object; only its id is kept.
@@ -160,7 +154,7 @@ _USAGE_TOTALS = ("input_tokens", "output_tokens", "total_tokens")
 
 def structure_usage(value: Any, _: Any = Usage) -> Usage:
     """GA usage; ``details`` keeps the breakdown (``input_token_details``, ...) as sent."""
-    usage = _object(value)
+    usage = json_object(value)
     details = {k: v for k, v in usage.items() if k not in _USAGE_TOTALS}
     return Usage(
         input_tokens=structure_int(usage.get("input_tokens", 0)),
@@ -177,7 +171,7 @@ _structure_status = converter.get_structure_hook(ResponseStatus)
 def _status_error(value: Any) -> RealtimeError | None:
     if value is None:
         return None
-    error = _object(value)
+    error = json_object(value)
     kind = error.get("type")
     code = error.get("code")
     message = error.get("message")
@@ -189,9 +183,9 @@ def _status_error(value: Any) -> RealtimeError | None:
 
 
 def structure_response_done(message: dict[str, Any], _: Any = ResponseDone) -> ResponseDone:
-    response = _object(message["response"])
+    response = json_object(message["response"])
     details = response.get("status_details")
-    details = {} if details is None else _object(details)
+    details = {} if details is None else json_object(details)
     reason = details.get("reason")
     usage = response.get("usage")
     return ResponseDone(

@@ -148,6 +148,8 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, KeyError):
         return f"missing field {exc.args[0]!r}" if exc.args else "missing field"
     text = str(exc)
+    if text and type(exc) in (TypeError, ValueError):  # the wire hooks' own messages
+        return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
