@@ -233,8 +233,18 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+def _optional(hook: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def structure(value: Any, cls: Any) -> Any:
+        return None if value is None else hook(value, cls)
+
+    return structure
+
+
 converter.register_structure_hook(str, _structure_str)
 converter.register_structure_hook(int, _structure_int)
+# Direct hooks for the optional scalars: cattrs' generic Optional dispatch costs ~1 us a field.
+converter.register_structure_hook_func(lambda t: t == str | None, _optional(_structure_str))
+converter.register_structure_hook_func(lambda t: t == int | None, _optional(_structure_int))
 converter.register_structure_hook(bytes, _b64decode)
 converter.register_unstructure_hook(bytes, _b64encode)
 

@@ -1,0 +1,291 @@
+"""Cost of the Twilio channel per 20 ms frame, and phone calls per core at realtime pace.
+
+Run from the repository root:
+
+    .venv/bin/python benchmarks/twilio.py                 # both parts, about 1.5 min
+    .venv/bin/python benchmarks/twilio.py --part frames   # per-frame costs only
+    .venv/bin/python benchmarks/twilio.py --part calls --calls 20,50 --seconds 10
+
+Part 1, per frame (``timeit``, best of ``--repeat``): the channel's own work for one 20 ms
+frame, synchronously, without sockets.
+  * in: Twilio's media JSON text -> ``ChannelAudio`` on the channel's input (decode, base64,
+    transcode when the model does not speak u-law);
+  * out: the model's 20 ms chunk -> one media JSON + one mark JSON queued for the socket
+    (transcode, base64, encode), plus handling Twilio's echo of that mark.
+
+Part 2, calls at realtime pace: this process runs ``serve_twilio`` (channel, session and the
+model connection: the whole bridge); a child process runs the scripted model server and N
+simulated Twilio peers on the real clock. Every call is full duplex the whole time: the peer
+sends 20 ms of u-law every 20 ms, the model streams audio in realtime, the peer plays it and
+echoes each mark. The bridge's CPU (``time.process_time()`` of this process only) over
+``--seconds`` of wall time gives CPU per call-second, and 1 / that is calls per core. The
+child reports the frames it received so a run that fell behind realtime shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import os
+import platform
+import subprocess
+import sys
+import time
+import timeit
+from functools import partial
+from typing import Any
+
+import orjson
+import trio
+
+from kernl_trio.agent import RealtimeAgent
+from kernl_trio.audio import Transcoder, tone
+from kernl_trio.channels.twilio import TwilioChannel, TwilioOptions, TwilioServer, serve_twilio
+from kernl_trio.protocol import PCM16_24K, PCMU_8K, AudioFormat
+from kernl_trio.providers.openai import OpenAIRealtimeModel
+
+FRAME_MS = 20
+FORMATS: dict[str, AudioFormat] = {"pcmu": PCMU_8K, "pcm16": PCM16_24K}
+SID = "MZ" + "0" * 32
+
+
+# -- part 1: per frame ----------------------------------------------------------------------
+class _NullSocket:
+    async def send(self, message: str) -> None:
+        raise AssertionError("not used")
+
+    async def receive(self) -> str | bytes:
+        raise AssertionError("not used")
+
+    async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
+        pass
+
+
+def _started_channel(model_format: AudioFormat) -> TwilioChannel:
+    channel = TwilioChannel(_NullSocket(), TwilioOptions(model_format=model_format))
+    start = {
+        "event": "start",
+        "streamSid": SID,
+        "start": {"streamSid": SID, "callSid": "CA" + "0" * 32, "customParameters": {}},
+    }
+    channel.receive_frame(orjson.dumps(start).decode())
+    return channel
+
+
+def _speech_ulaw(frames: int) -> list[bytes]:
+    ulaw = Transcoder(PCM16_24K, PCMU_8K).convert(tone(PCM16_24K, 440, frames * FRAME_MS, 0.3))
+    return [ulaw[i * 160 : (i + 1) * 160] for i in range(frames)]
+
+
+def _best_us(step: Any, number: int, repeat: int) -> float:
+    return min(timeit.repeat(step, number=number, repeat=repeat)) / number * 1e6
+
+
+async def frame_costs(number: int, repeat: int) -> dict[str, float]:
+    frames = _speech_ulaw(50)
+    media = [
+        orjson.dumps(
+            {
+                "event": "media",
+                "sequenceNumber": str(i + 2),
+                "streamSid": SID,
+                "media": {
+                    "track": "inbound",
+                    "chunk": str(i + 1),
+                    "timestamp": str(i * FRAME_MS),
+                    "payload": base64.b64encode(frame).decode(),
+                },
+            }
+        ).decode()
+        for i, frame in enumerate(frames)
+    ]
+    pcm_chunks = [tone(PCM16_24K, 440 + i, FRAME_MS, 0.3) for i in range(50)]
+    results: dict[str, float] = {}
+    for name, fmt in FORMATS.items():
+        channel = _started_channel(fmt)
+        receive = channel.input.receive_nowait
+        counter = iter(range(10**9))
+
+        def inbound(channel: TwilioChannel = channel, receive: Any = receive) -> None:
+            i = next(counter) % 50  # noqa: B023 (bound per format)
+            channel.receive_frame(media[i])
+            with contextlib.suppress(trio.WouldBlock):  # the resampler's first frames
+                receive()
+
+        results[f"in {name}"] = _best_us(inbound, number, repeat)
+
+        outbox = channel._outbox
+        chunks = frames if fmt == PCMU_8K else pcm_chunks
+        sent = iter(range(10**9))
+
+        def outbound(channel: TwilioChannel = channel, chunks: list[bytes] = chunks) -> None:
+            i = next(sent)  # noqa: B023
+            channel.queue_audio(chunks[i % 50], "item_bench")
+            while outbox:  # noqa: B023
+                out = outbox.popleft()  # noqa: B023
+                if out.mark is not None:
+                    echo = '{"event":"mark","streamSid":"%s","mark":{"name":"%s"}}'
+                    channel.receive_frame(echo % (SID, out.mark))
+
+        results[f"out {name}"] = _best_us(outbound, number, repeat)
+    return results
+
+
+# -- part 2: calls at realtime pace --------------------------------------------------------------
+async def _read_line(stream: trio.abc.ReceiveStream, buffer: bytearray) -> str:
+    while b"\n" not in buffer:
+        data = await stream.receive_some()
+        if not data:
+            raise RuntimeError("the load process ended early")
+        buffer += data
+    line, _, rest = bytes(buffer).partition(b"\n")
+    buffer[:] = rest
+    return line.decode()
+
+
+async def bridge_run(
+    calls: int, seconds: float, fmt: str, chunk_ms: int, frame_ms: int = 20
+) -> dict[str, Any]:
+    agent = RealtimeAgent("bench", name="Bench", instructions="Talk.")
+    args = [sys.executable, __file__, "--role", "load", "--calls", str(calls), "--format", fmt]
+    args += ["--model-chunk-ms", str(chunk_ms)]
+    process = await trio.lowlevel.open_process(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert process.stdin is not None and process.stdout is not None
+    buffer = bytearray()
+    async with trio.open_nursery() as nursery:
+        model_port = int((await _read_line(process.stdout, buffer)).split()[1])
+        model = OpenAIRealtimeModel(base_url=f"ws://127.0.0.1:{model_port}/v1/realtime")
+        options = TwilioOptions(model_format=FORMATS[fmt], frame_ms=frame_ms)
+        bridge: TwilioServer = await nursery.start(
+            partial(serve_twilio, agent, model=model, options=options)
+        )
+        await process.stdin.send_all(f"BRIDGE {bridge.port}\n".encode())
+        assert await _read_line(process.stdout, buffer) == "READY"
+        await trio.sleep(1.0)  # warm up: every call streaming both ways
+        media_before = sum(c.channel.statistics().media_out for c in bridge.calls.values())
+        times0, cpu0, wall0 = os.times(), time.process_time(), time.perf_counter()
+        await trio.sleep(seconds)
+        cpu = time.process_time() - cpu0
+        wall = time.perf_counter() - wall0
+        times = os.times()
+        user, system = times.user - times0.user, times.system - times0.system
+        media_after = sum(c.channel.statistics().media_out for c in bridge.calls.values())
+        stats_in = sum(c.channel.statistics().media_in for c in bridge.calls.values())
+        await process.stdin.send_all(b"DONE\n")
+        load_report = orjson.loads(await _read_line(process.stdout, buffer))
+        while bridge.statistics().active:  # noqa: ASYNC110 (the calls end as peers hang up)
+            await trio.sleep(0.05)
+        await process.stdin.send_all(b"EXIT\n")
+        await process.wait()
+        failed = bridge.statistics().failed
+        nursery.cancel_scope.cancel()
+    cpu_per_call_second = cpu / (calls * wall)
+    return {
+        "format": fmt,
+        "calls": calls,
+        "wall_s": round(wall, 2),
+        "bridge_cpu_s": round(cpu, 3),
+        "core_busy": round(cpu / wall, 3),
+        "kernel_share": round(system / (user + system), 2) if user + system else None,
+        "cpu_ms_per_call_second": round(cpu_per_call_second * 1000, 3),
+        "calls_per_core": int(1 / cpu_per_call_second),
+        "out_frames_per_call_s": round((media_after - media_before) / (calls * wall), 1),
+        "in_frames_per_call_total": stats_in // calls,
+        "peer_frames_received_per_call": load_report["frames_per_call"],
+        "peer_marks_echoed_per_call": load_report["marks_per_call"],
+        "model_chunk_ms": chunk_ms,
+        "frame_ms": frame_ms,
+        "failed_calls": failed,
+    }
+
+
+async def load_run(calls: int, fmt: str, chunk_ms: int) -> None:
+    """The child: the scripted model server and the simulated callers, on the real clock."""
+    from kernl_trio.testing import AudioReply, Reply, ScriptedServer
+    from kernl_trio.testing.twilio_peer import TwilioPeer
+
+    stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
+    buffer = bytearray()
+
+    def say(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    async with trio.open_nursery() as nursery:
+        server: ScriptedServer = await nursery.start(ScriptedServer().run)
+        say(f"MODEL {server.port}")
+        bridge_port = int((await _read_line(stdin, buffer)).split()[1])
+        peers = []
+        for _ in range(calls):
+            url = f"ws://127.0.0.1:{bridge_port}/twilio"
+            peers.append(await nursery.start(TwilioPeer(url).run))
+        for index in range(calls):
+            conn = await server.connection(index)
+            await conn.expect("session.update")
+            reply = Reply.of(AudioReply("benchmark", ms=600_000), chunk_ms=chunk_ms, realtime=True)
+            conn.start_response({"type": "response.create"}, reply)
+        say("READY")
+        assert await _read_line(stdin, buffer) == "DONE"
+        frames = sum(sum(1 for m in p.received if m["event"] == "media") for p in peers)
+        marks = sum(sum(1 for m in p.marks if not m.cleared) for p in peers)
+        say(
+            orjson.dumps(
+                {"frames_per_call": frames // calls, "marks_per_call": marks // calls}
+            ).decode()
+        )
+        async with trio.open_nursery() as hang_ups:
+            for peer in peers:
+                hang_ups.start_soon(peer.hang_up)
+        assert await _read_line(stdin, buffer) == "EXIT"  # the bridge has closed every call
+        nursery.cancel_scope.cancel()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["frames", "calls", "all"], default="all")
+    parser.add_argument("--number", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--calls", default="20,50")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--formats", default="pcmu,pcm16")
+    parser.add_argument("--role", choices=["bridge", "load"], default="bridge")
+    parser.add_argument(
+        "--frame-ms",
+        type=int,
+        default=20,
+        help="TwilioOptions.frame_ms: outbound media frame and mark interval",
+    )
+    parser.add_argument("--format", default="pcmu")
+    parser.add_argument(
+        "--model-chunk-ms",
+        type=int,
+        default=100,
+        help="audio per model delta; the scripted server's realtime pacing drifts ~2 ms a delta",
+    )
+    args = parser.parse_args()
+    if args.role == "load":
+        trio.run(load_run, int(args.calls), args.format, args.model_chunk_ms)
+        return
+    print(f"{platform.machine()}, {os.cpu_count()} logical CPUs, {platform.platform()}")
+    print(f"CPython {platform.python_version()}, trio {trio.__version__}\n")
+    if args.part in ("frames", "all"):
+        costs = trio.run(frame_costs, args.number, args.repeat)
+        print(f"per 20 ms frame, best of {args.repeat} x {args.number}:")
+        for name, us in costs.items():
+            print(f"  {name:10s} {us:7.2f} us")
+        for fmt in FORMATS:
+            both = costs[f"in {fmt}"] + costs[f"out {fmt}"]
+            print(f"  call {fmt}: {both:.2f} us per 20 ms -> {20_000 / both:,.0f} calls/core")
+        print()
+    if args.part in ("calls", "all"):
+        for fmt in args.formats.split(","):
+            for calls in (int(c) for c in args.calls.split(",")):
+                result = trio.run(
+                    bridge_run, calls, args.seconds, fmt, args.model_chunk_ms, args.frame_ms
+                )
+                print(orjson.dumps(result).decode(), flush=True)
+
+
+if __name__ == "__main__":
+    main()
