@@ -7,6 +7,8 @@ without touching any provider.
 
 from __future__ import annotations
 
+import ssl
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
@@ -15,6 +17,7 @@ import attrs
 import trio
 import trio_websocket
 
+from ._errors import collapse
 from .errors import HandshakeFailed
 
 
@@ -70,33 +73,56 @@ async def connect_trio_websocket(
     max_message_size: int,
     connect_timeout: float,
 ) -> AsyncIterator[WebSocket]:
-    """The default connector, on trio-websocket."""
-    extra = [(k.encode(), v.encode()) for k, v in headers]
-    opened = False
+    """The default connector, on trio-websocket.
+
+    It owns the TCP (or TLS) stream itself so the socket is closed on every path, including
+    a peer that vanishes without a close handshake.
+    """
+    parts = urllib.parse.urlsplit(url)
+    secure = parts.scheme == "wss"
+    host = parts.hostname or "localhost"
+    port = parts.port or (443 if secure else 80)
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    host_header = host if parts.port is None else f"{host}:{port}"
+    stream: trio.abc.Stream | None = None
     try:
-        async with trio_websocket.open_websocket_url(
-            url,
-            extra_headers=extra,
-            max_message_size=max_message_size,
-            connect_timeout=connect_timeout,
-            disconnect_timeout=5,
-            # A deeper queue lets trio-websocket keep handling pings and closes while the
-            # connection's reader hands the previous message on.
-            message_queue_size=64,
-        ) as ws:
-            opened = True
-            yield _TrioWebSocket(ws)
-    except trio_websocket.ConnectionRejected as exc:
-        if opened:
-            raise
-        raise HandshakeFailed(
-            f"{url} refused the WebSocket upgrade ({exc.status_code})",
-            status_code=exc.status_code,
-        ) from None
-    except (trio_websocket.HandshakeError, OSError, trio.TooSlowError) as exc:
-        if opened:
-            raise
-        raise HandshakeFailed(f"cannot open a WebSocket to {url}: {exc!r}") from None
+        async with trio.open_nursery() as nursery:
+            try:
+                with trio.fail_after(connect_timeout):
+                    stream = await trio.open_tcp_stream(host, port)
+                    if secure:
+                        stream = trio.SSLStream(
+                            stream, ssl.create_default_context(), server_hostname=host
+                        )
+                    ws = await trio_websocket.wrap_client_stream(
+                        nursery,
+                        stream,
+                        host_header,
+                        resource,
+                        extra_headers=[(k.encode(), v.encode()) for k, v in headers],
+                        max_message_size=max_message_size,
+                        # A deeper queue lets trio-websocket keep handling pings and closes
+                        # while the connection's reader hands the previous message on.
+                        message_queue_size=64,
+                    )
+            except trio_websocket.ConnectionRejected as exc:
+                raise HandshakeFailed(
+                    f"{url} refused the WebSocket upgrade ({exc.status_code})",
+                    status_code=exc.status_code,
+                ) from None
+            except (trio_websocket.HandshakeError, OSError, trio.TooSlowError) as exc:
+                raise HandshakeFailed(f"cannot open a WebSocket to {url}: {exc!r}") from None
+            try:
+                yield _TrioWebSocket(ws)
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await ws.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise collapse(group) from None
+    finally:
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
 
 
 def _closed(exc: trio_websocket.ConnectionClosed) -> WebSocketClosed:
