@@ -1,7 +1,7 @@
 """Run the session benchmarks (issue #6): load server and drivers in their own processes.
 
     .venv/bin/python benchmarks/run.py                 # the short default run (~5 min)
-    .venv/bin/python benchmarks/run.py --full          # the issue's sizes (~25 min)
+    .venv/bin/python benchmarks/run.py --full          # the issue's sizes (~15 min)
     .venv/bin/python benchmarks/run.py --workloads w1 --reps 5 --drivers kernl,openai-agents
 
 Each run starts a fresh load server (``benchmarks/load_server.py``) and one driver process
@@ -38,6 +38,9 @@ BARE = ("bare-trio-websocket", "bare-websockets")
 KERNL = ("kernl", "kernl-websockets")
 PEER = "openai-agents"
 TOOLS = (*KERNL, PEER)  # W4 needs tools: the bare clients have none
+# Repetitions per workload: W2's percentiles are over its turns, W3's over every delta.
+QUICK_REPS = {"w1": 3, "w2": 1, "w3": 1, "w4": 2, "mem": 1}
+FULL_REPS = {"w1": 5, "w2": 1, "w3": 1, "w4": 3, "mem": 1}
 
 
 # -- running one measurement -----------------------------------------------------------------
@@ -478,7 +481,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="the issue's sizes (long)")
     parser.add_argument("--workloads", default="w1,w2,w3,w4,mem")
     parser.add_argument("--drivers", default=",".join(DRIVERS))
-    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3)")
+    parser.add_argument(
+        "--reps", type=int, default=None, help="repetitions of every run (default: REPS)"
+    )
     parser.add_argument("--deltas", type=int, default=20_000, help="W1 deltas")
     parser.add_argument("--turns", type=int, default=None, help="W2 turns (quick 6, full 30)")
     parser.add_argument("--k", default=None, help="W3 sessions (quick 50,100,200; full +500)")
@@ -493,7 +498,9 @@ def main(argv: list[str] | None = None) -> int:
     args.k = [int(k) for k in (args.k or ("50,100,200,500" if full else "50,100,200")).split(",")]
     args.duration = args.duration or (10.0 if full else 4.0)
     args.mem_sessions = args.mem_sessions or (500 if full else 200)
-    reps = args.reps or 3
+    reps_of = dict(FULL_REPS if full else QUICK_REPS)
+    if args.reps:
+        reps_of = dict.fromkeys(reps_of, args.reps)
     chosen = [d for d in args.drivers.split(",") if d]
     unknown = [d for d in chosen if d not in DRIVERS]
     if unknown:
@@ -519,13 +526,13 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "loadavg": os.getloadavg(),
             "args": {k: v for k, v in vars(args).items() if k != "json_out"},
-            "reps": reps,
+            "reps": reps_of,
         }
     }
     record(meta)
     started = time.monotonic()
     for workload, variant, server_args, driver_args, limit in plan(args):
-        for rep in range(reps):
+        for rep in range(reps_of[workload]):
             for driver in drivers_for(workload, chosen):
                 python = peer_python if driver == PEER else sys.executable
                 assert python is not None

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import collections
 import contextlib
 import os
 import platform
@@ -194,16 +195,85 @@ async def bridge_run(
         "in_frames_per_call_total": stats_in // calls,
         "peer_frames_received_per_call": load_report["frames_per_call"],
         "peer_marks_echoed_per_call": load_report["marks_per_call"],
+        "load_process_cpu_s": load_report["load_cpu_s"],
         "model_chunk_ms": chunk_ms,
         "frame_ms": frame_ms,
         "failed_calls": failed,
     }
 
 
+_CONNECTED = '{"event":"connected","protocol":"Call","version":"1.0.0"}'
+_START = (
+    '{"event":"start","sequenceNumber":"1","streamSid":"%s","start":{"streamSid":"%s",'
+    '"callSid":"%s","accountSid":"AC%s","tracks":["inbound"],"customParameters":{},'
+    '"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}'
+)
+_MEDIA = (
+    '{"event":"media","sequenceNumber":"%d","streamSid":"%s","media":{"track":"inbound",'
+    '"chunk":"%d","timestamp":"%d","payload":"' + base64.b64encode(b"\xff" * 160).decode() + '"}}'
+)
+_MARK = '{"event":"mark","sequenceNumber":"%d","streamSid":"%s","mark":{"name":"%s"}}'
+_STOP = '{"event":"stop","sequenceNumber":"%d","streamSid":"%s","stop":{"callSid":"%s"}}'
+
+
+class LeanCaller:
+    """A cheap Twilio for load generation (``kernl_trio.testing.twilio_peer`` simulates more
+    and costs more): pre-formatted inbound frames sent by one shared ticker, and each mark
+    echoed when the audio before it would have finished playing, tracked by arithmetic on
+    payload lengths instead of decoding and "playing" audio."""
+
+    def __init__(self, n: int) -> None:
+        self.sid, self.call_sid = f"MZ{n:032x}", f"CA{n:032x}"
+        self.ws: Any = None
+        self.sequence = 1
+        self.chunk = 0
+        self.busy_until = 0.0
+        self.echoes: collections.deque[tuple[float, str]] = collections.deque()
+        self.frames = self.marks = 0
+
+    async def run(self, url: str, *, task_status: trio.TaskStatus[None]) -> None:
+        import trio_websocket
+
+        async with trio_websocket.open_websocket_url(url) as ws:
+            self.ws = ws
+            await ws.send_message(_CONNECTED)
+            await ws.send_message(_START % (self.sid, self.sid, self.call_sid, "0" * 32))
+            task_status.started()
+            try:
+                while True:
+                    message = orjson.loads(await ws.get_message())
+                    event = message["event"]
+                    if event == "media":
+                        text = message["media"]["payload"]
+                        nbytes = len(text) * 3 // 4 - text[-2:].count("=")
+                        start = max(trio.current_time(), self.busy_until)
+                        self.busy_until = start + nbytes / 8000
+                        self.frames += 1
+                    elif event == "mark":
+                        self.echoes.append((self.busy_until, message["mark"]["name"]))
+            except trio_websocket.ConnectionClosed:
+                pass
+
+    async def tick(self, now: float) -> None:
+        self.chunk += 1
+        self.sequence += 1
+        timestamp = (self.chunk - 1) * FRAME_MS
+        await self.ws.send_message(_MEDIA % (self.sequence, self.sid, self.chunk, timestamp))
+        while self.echoes and self.echoes[0][0] <= now:
+            name = self.echoes.popleft()[1]
+            self.sequence += 1
+            await self.ws.send_message(_MARK % (self.sequence, self.sid, name))
+            self.marks += 1
+
+    async def hang_up(self) -> None:
+        self.sequence += 1
+        await self.ws.send_message(_STOP % (self.sequence, self.sid, self.call_sid))
+        await self.ws.aclose()
+
+
 async def load_run(calls: int, fmt: str, chunk_ms: int) -> None:
     """The child: the scripted model server and the simulated callers, on the real clock."""
-    from kernl_trio.testing import AudioReply, Reply, ScriptedServer
-    from kernl_trio.testing.twilio_peer import TwilioPeer
+    from kernl_trio.testing import ScriptedServer
 
     stdin = trio.lowlevel.FdStream(os.dup(sys.stdin.fileno()))
     buffer = bytearray()
@@ -212,31 +282,65 @@ async def load_run(calls: int, fmt: str, chunk_ms: int) -> None:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
+    async def ticker(callers: list[LeanCaller]) -> None:
+        """20 ms of caller audio for every call, every 20 ms, without drift."""
+        deadline = trio.current_time()
+        while True:
+            deadline += FRAME_MS / 1000
+            await trio.sleep_until(deadline)
+            now = trio.current_time()
+            for caller in callers:
+                await caller.tick(now)
+
+    async def model_ticker(deltas: list[tuple[Any, str]], chunk_ms: int) -> None:
+        deadline = trio.current_time()
+        while True:
+            for conn, text in deltas:
+                await conn.send_frame(text)
+            deadline += chunk_ms / 1000
+            await trio.sleep_until(deadline)
+
     async with trio.open_nursery() as nursery:
         server: ScriptedServer = await nursery.start(ScriptedServer().run)
         say(f"MODEL {server.port}")
         bridge_port = int((await _read_line(stdin, buffer)).split()[1])
-        peers = []
-        for _ in range(calls):
-            url = f"ws://127.0.0.1:{bridge_port}/twilio"
-            peers.append(await nursery.start(TwilioPeer(url).run))
-        for index in range(calls):
-            conn = await server.connection(index)
-            await conn.expect("session.update")
-            reply = Reply.of(AudioReply("benchmark", ms=600_000), chunk_ms=chunk_ms, realtime=True)
-            conn.start_response({"type": "response.create"}, reply)
-        say("READY")
-        assert await _read_line(stdin, buffer) == "DONE"
-        frames = sum(sum(1 for m in p.received if m["event"] == "media") for p in peers)
-        marks = sum(sum(1 for m in p.marks if not m.cleared) for p in peers)
-        say(
-            orjson.dumps(
-                {"frames_per_call": frames // calls, "marks_per_call": marks // calls}
-            ).decode()
-        )
+        callers = [LeanCaller(n) for n in range(1, calls + 1)]
+        for caller in callers:
+            await nursery.start(caller.run, f"ws://127.0.0.1:{bridge_port}/twilio")
+        async with trio.open_nursery() as ticking:
+            ticking.start_soon(ticker, callers)
+            # The model: one endless response per call, its audio deltas paced without drift
+            # by one shared ticker (the scripted server's own pacing sleeps per delta).
+            model_format = FORMATS[fmt]
+            audio = tone(model_format, 440, chunk_ms, 0.3)
+            payload = base64.b64encode(audio).decode()
+            deltas = []
+            for index in range(calls):
+                conn = await server.connection(index)
+                await conn.expect("session.update")
+                response = {"object": "realtime.response", "id": f"resp_{index}", "output": []}
+                conn.send_nowait({"type": "response.created", "response": response})
+                delta = {
+                    "type": "response.output_audio.delta",
+                    "response_id": f"resp_{index}",
+                    "item_id": f"item_{index}",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": payload,
+                }
+                deltas.append((conn, orjson.dumps(delta).decode()))
+            ticking.start_soon(model_ticker, deltas, chunk_ms)
+            say("READY")
+            assert await _read_line(stdin, buffer) == "DONE"
+            frames = sum(c.frames for c in callers) // calls
+            marks = sum(c.marks for c in callers) // calls
+            report = {"frames_per_call": frames, "marks_per_call": marks}
+            report["load_cpu_s"] = round(time.process_time(), 2)
+            say(orjson.dumps(report).decode())
+            ticking.cancel_scope.cancel()
         async with trio.open_nursery() as hang_ups:
-            for peer in peers:
-                hang_ups.start_soon(peer.hang_up)
+            for caller in callers:
+                hang_ups.start_soon(caller.hang_up)
         assert await _read_line(stdin, buffer) == "EXIT"  # the bridge has closed every call
         nursery.cancel_scope.cancel()
 
@@ -261,7 +365,7 @@ def main() -> None:
         "--model-chunk-ms",
         type=int,
         default=100,
-        help="audio per model delta; the scripted server's realtime pacing drifts ~2 ms a delta",
+        help="audio per model delta (response.output_audio.delta), sent in realtime",
     )
     args = parser.parse_args()
     if args.role == "load":

@@ -170,7 +170,7 @@ async def test_client_interrupt_cancels_and_truncates(
     model = OpenAIRealtimeModel(base_url=server.url)
     async with open_session(AGENT, model=model, channel=channel) as session:
         async with session.events() as stream:
-            first, t0 = await _start_long_answer(session, stream)
+            _, t0 = await _start_long_answer(session, stream)
             await trio.sleep_until(t0 + 0.75)
             await session.interrupt()
             event = await _collect_until(stream, ResponseInterrupted)
@@ -563,7 +563,7 @@ async def test_slow_subscriber_does_not_delay_interruption(
     async with open_session(AGENT, model=model, channel=channel) as session:
         slow = session.events(buffer=1)  # never read until the end
         async with session.events() as stream, slow:
-            first, t0 = await _start_long_answer(session, stream)
+            _, t0 = await _start_long_answer(session, stream)
             await trio.sleep_until(t0 + 1)
             await (await server.connection()).speech_started()
             await _collect_until(stream, ResponseInterrupted)

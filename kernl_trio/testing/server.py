@@ -150,9 +150,15 @@ class ServerConnection:
         With ``interrupt_response`` (the default) an active response is cancelled with
         reason ``turn_detected``, as the real server does.
         """
+        item_id = self.speech_started_nowait(audio_start_ms)
+        await trio.lowlevel.checkpoint()
+        return item_id
+
+    def speech_started_nowait(self, audio_start_ms: int | None = None) -> str:
+        """:meth:`speech_started` without a checkpoint (for server-side hooks)."""
         item_id = f"item_{self.server.next_id():04d}"
         start = audio_start_ms if audio_start_ms is not None else self._input_ms()
-        await self.send(
+        self.send_nowait(
             {
                 "type": "input_audio_buffer.speech_started",
                 "audio_start_ms": start,
@@ -165,8 +171,13 @@ class ServerConnection:
         return item_id
 
     async def speech_stopped(self, item_id: str, audio_end_ms: int | None = None) -> None:
+        self.speech_stopped_nowait(item_id, audio_end_ms)
+        await trio.lowlevel.checkpoint()
+
+    def speech_stopped_nowait(self, item_id: str, audio_end_ms: int | None = None) -> None:
+        """:meth:`speech_stopped` without a checkpoint (for server-side hooks)."""
         end = audio_end_ms if audio_end_ms is not None else self._input_ms()
-        await self.send(
+        self.send_nowait(
             {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end, "item_id": item_id}
         )
 
@@ -618,6 +629,9 @@ class ScriptedServer:
     :func:`default_responder` once they run out).
     """
 
+    #: The class of each client's connection; subclasses may serve a subclass of it.
+    connection_class: type[ServerConnection] = ServerConnection
+
     def __init__(
         self,
         replies: Responder | Sequence[Reply] = default_responder,
@@ -675,7 +689,7 @@ class ScriptedServer:
     async def _handle(self, request: trio_websocket.WebSocketRequest) -> None:
         self.request_headers.append(list(request.headers))
         ws = await request.accept()
-        connection = ServerConnection(self, ws)
+        connection = self.connection_class(self, ws)
         self.connections.append(connection)
         self._connected.set()
         self._connected = trio.Event()
