@@ -1,5 +1,12 @@
-"""kernl_trio: realtime voice agents on trio's structured concurrency."""
+"""kernl_trio: realtime voice agents on trio's structured concurrency.
 
+Open a session as a nursery-scoped async context manager; events flow through bounded
+memory channels; an interruption cancels the assistant turn's scope, so playback stops and
+its tool calls are cancelled at once, and the model is told how much audio was heard.
+"""
+
+from .agent import RealtimeAgent
+from .context import Context
 from .errors import (
     ConfigurationError,
     ConnectionClosed,
@@ -8,14 +15,51 @@ from .errors import (
     FrameDecodeError,
     HandshakeFailed,
     KernlTrioError,
+    TransportError,
 )
+from .model import (
+    ChannelAudio,
+    ChannelCommit,
+    ChannelInput,
+    ChannelInterrupt,
+    ConnectOptions,
+    RealtimeChannel,
+    RealtimeConnection,
+    RealtimeModel,
+    RealtimeTransport,
+    StatusChanged,
+)
+from .session import RealtimeSession, SessionEvent, ToolOutput, open_session
+from .tools import Tool, ToolArgumentsError, ToolError, Toolkit, tool
 
 __all__ = [
+    "ChannelAudio",
+    "ChannelCommit",
+    "ChannelInput",
+    "ChannelInterrupt",
     "ConfigurationError",
+    "ConnectOptions",
     "ConnectionClosed",
     "ConnectionLost",
+    "Context",
     "EncodeError",
     "FrameDecodeError",
     "HandshakeFailed",
     "KernlTrioError",
+    "RealtimeAgent",
+    "RealtimeChannel",
+    "RealtimeConnection",
+    "RealtimeModel",
+    "RealtimeSession",
+    "RealtimeTransport",
+    "SessionEvent",
+    "StatusChanged",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolError",
+    "ToolOutput",
+    "Toolkit",
+    "TransportError",
+    "open_session",
+    "tool",
 ]
