@@ -494,7 +494,7 @@ class RealtimeSession:
             except trio.TooSlowError:
                 output = _error_output(f"{tool.name} timed out after {tool.timeout} s")
             except ToolArgumentsError as exc:
-                output = _error_output(f"invalid arguments for {tool.name}: {exc}")
+                output = _error_output(str(exc))
             except Exception as exc:
                 output = _error_output(f"{tool.name} failed: {type(exc).__name__}: {exc}")
         if call.scope.cancelled_caught or call.settled:

@@ -313,7 +313,7 @@ async def test_completed_tool_sends_output_then_response(
     ("name", "arguments", "expected"),
     [
         ("boom", "{}", "boom failed: ValueError: no weather today"),
-        ("boom", "{not json", "invalid arguments for boom"),
+        ("boom", "{not json", "arguments of tool 'boom' are not valid JSON"),
         ("nope", "{}", "unknown tool 'nope'"),
     ],
 )
