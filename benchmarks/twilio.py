@@ -165,6 +165,7 @@ async def bridge_run(
         assert await _read_line(process.stdout, buffer) == "READY"
         await trio.sleep(1.0)  # warm up: every call streaming both ways
         media_before = sum(c.channel.statistics().media_out for c in bridge.calls.values())
+        in_before = sum(c.channel.statistics().media_in for c in bridge.calls.values())
         times0, cpu0, wall0 = os.times(), time.process_time(), time.perf_counter()
         await trio.sleep(seconds)
         cpu = time.process_time() - cpu0
@@ -172,7 +173,7 @@ async def bridge_run(
         times = os.times()
         user, system = times.user - times0.user, times.system - times0.system
         media_after = sum(c.channel.statistics().media_out for c in bridge.calls.values())
-        stats_in = sum(c.channel.statistics().media_in for c in bridge.calls.values())
+        in_after = sum(c.channel.statistics().media_in for c in bridge.calls.values())
         await process.stdin.send_all(b"DONE\n")
         load_report = orjson.loads(await _read_line(process.stdout, buffer))
         while bridge.statistics().active:  # noqa: ASYNC110 (the calls end as peers hang up)
@@ -192,7 +193,7 @@ async def bridge_run(
         "cpu_ms_per_call_second": round(cpu_per_call_second * 1000, 3),
         "calls_per_core": int(1 / cpu_per_call_second),
         "out_frames_per_call_s": round((media_after - media_before) / (calls * wall), 1),
-        "in_frames_per_call_total": stats_in // calls,
+        "in_frames_per_call_s": round((in_after - in_before) / (calls * wall), 1),
         "peer_frames_received_per_call": load_report["frames_per_call"],
         "peer_marks_echoed_per_call": load_report["marks_per_call"],
         "load_process_cpu_s": load_report["load_cpu_s"],

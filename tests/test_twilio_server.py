@@ -28,11 +28,15 @@ from kernl_trio.channels.twilio import (
     TwilioMalformed,
     TwilioOptions,
     TwilioServer,
+    load_agent,
+    main_twilio,
+    run_twilio_command,
     serve_twilio,
     twilio_signature,
     validate_twilio_signature,
 )
 from kernl_trio.context import Context
+from kernl_trio.errors import ConfigurationError
 from kernl_trio.protocol import PCM16_24K, PCMU_8K, AudioFormat, ResponseInterrupted
 from kernl_trio.providers.openai import OpenAIRealtimeModel
 from kernl_trio.testing import AudioReply, Reply, ScriptedServer, ToolCallReply
@@ -468,3 +472,36 @@ async def test_a_stream_without_start_is_dropped_after_the_start_timeout(
     assert bridge.history[-1].outcome == "failed"
     assert isinstance(bridge.history[-1].error, trio.TooSlowError)
     assert model_server.connections == []
+
+
+# -- the command line ------------------------------------------------------------------------------
+def make_agent() -> RealtimeAgent:
+    return AGENT
+
+
+def test_load_agent_takes_an_agent_or_a_factory() -> None:
+    assert load_agent("tests.test_twilio_server:AGENT") is AGENT
+    assert load_agent("tests.test_twilio_server:make_agent") is AGENT
+    for bad in (
+        "tests.test_twilio_server",
+        "no_such_module_xyz:agent",
+        "tests.test_twilio_server:nope",
+    ):
+        with pytest.raises(ConfigurationError):
+            load_agent(bad)
+    with pytest.raises(ConfigurationError, match="not a RealtimeAgent"):
+        load_agent("tests.test_twilio_server:RESPONSE_CREATE")
+
+
+def test_main_twilio_reports_a_bad_agent_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main_twilio(["--agent", "no_such_module_xyz:agent", "--port", "0"]) == 2
+    assert "cannot import" in capsys.readouterr().err
+
+
+async def test_run_twilio_command_serves_the_agent(
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    nursery.start_soon(partial(run_twilio_command, "tests.test_twilio_server:AGENT", port=0))
+    await wait_until(lambda: "ws://127.0.0.1:" in capsys.readouterr().out)
