@@ -551,6 +551,11 @@ class LoadServer:
             sent = await self._paced_deltas(
                 conn, template, lambda: False, int(args.speak_ms * 1_000_000)
             )
+            # speech_started goes out speak_ms after the first delta, not after the last one.
+            first = next(m[0] for m in reversed(conn.marks) if m[1] == "first_delta")
+            wait = (first + args.speak_ms * 1_000_000 - now_ns()) / 1e9
+            if wait > 0:
+                await asyncio.sleep(wait)
             t_ss = conn.send_event(
                 "input_audio_buffer.speech_started",
                 {"audio_start_ms": 1000 * (turn + 1), "item_id": f"item_user_{turn:04d}"},

@@ -179,6 +179,9 @@ class Concurrency:
             "appends_sent": self.appends,
             "window_s": round(wall, 3),
             "cpu_cores": round(cpu / wall, 3) if wall > 0 else None,
+            "cpu_us_per_event": round(cpu * 1e6 / (len(self.lags) + self.appends), 3)
+            if self.lags
+            else None,
             "lag": summary_ms(self.lags),
         }
 
