@@ -58,6 +58,7 @@ async def test_audio_commit_and_mute(
         assert session.muted is True
         await session.send_audio(b"\x02\x00" * 480)
         await channel.say(b"\x03\x00" * 480, paced=False)
+        await trio.sleep(0.01)  # let the channel pump forward it while muted
         session.unmute()
         await channel.say(b"\x04\x00" * 960)  # two 20 ms chunks, paced
         await channel.commit()
