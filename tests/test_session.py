@@ -586,3 +586,67 @@ async def _drain(stream: trio.MemoryReceiveChannel[SessionEvent]) -> Any:
 
 def _unused(conn: ServerConnection) -> None:  # keeps the import for type checkers
     del conn
+
+
+async def test_tool_timeout_is_an_error_output(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = await start_server(
+        nursery, [Reply.of(ToolCallReply("lookup")), Reply.of(AudioReply("Too slow.", ms=100))]
+    )
+
+    @tool(timeout=2.5)
+    async def lookup() -> str:
+        """Never answers in time."""
+        await trio.sleep(60)
+        return "late"
+
+    agent = RealtimeAgent(id="a", name="A", instructions="x", tools=[lookup])
+    model = OpenAIRealtimeModel(base_url=server.url)
+    async with open_session(agent, model=model, channel=VirtualChannel()) as session:
+        async with session.events() as stream:
+            await session.send_message("look it up")
+            await _collect_until(stream, ToolCall)
+            t_call = trio.current_time()
+            output = (await _collect_until(stream, ToolOutput))[-1]
+            assert trio.current_time() == pytest.approx(t_call + 2.5)
+            await _collect_until(stream, ResponseDone)
+    assert isinstance(output, ToolOutput) and output.error
+    assert orjson.loads(output.output) == {"error": "lookup timed out after 2.5 s"}
+    assert len(server.connections[0].of_type("response.create")) == 2
+
+
+async def test_call_that_must_finish_survives_the_interruption(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = await start_server(
+        nursery, [Reply.of(ToolCallReply("pay", '{"cents": 500}', call_id="call_pay"))]
+    )
+    paid: list[float] = []
+
+    @tool(cancel_on_interrupt=False)
+    async def pay(cents: int) -> str:
+        """Charges the card; must not be cut in half."""
+        await trio.sleep(3)
+        paid.append(trio.current_time())
+        return f"charged {cents}"
+
+    agent = RealtimeAgent(id="a", name="A", instructions="x", tools=[pay])
+    model = OpenAIRealtimeModel(base_url=server.url)
+    async with open_session(agent, model=model, channel=VirtualChannel()) as session:
+        async with session.events() as stream:
+            await session.send_message("pay five dollars")
+            await _collect_until(stream, ToolCall)
+            t_call = trio.current_time()
+            await trio.sleep(0.2)
+            await session.interrupt()
+            interrupted = (await _collect_until(stream, ResponseInterrupted))[-1]
+            output = (await _collect_until(stream, ToolOutput))[-1]
+            await trio.sleep(1)
+    assert isinstance(interrupted, ResponseInterrupted)
+    assert interrupted.cancelled_call_ids == ()
+    assert paid == [pytest.approx(t_call + 3)]
+    assert output == ToolOutput("call_pay", "pay", "charged 500", False)
+    conn = server.connections[0]
+    assert conn.of_type("conversation.item.create")[-1]["item"]["output"] == "charged 500"
+    assert len(conn.of_type("response.create")) == 1  # the interrupted turn starts nothing
