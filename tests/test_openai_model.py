@@ -6,7 +6,7 @@ import http.server
 import json
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -16,7 +16,7 @@ from kernl_trio.providers.openai import OpenAIRealtimeModel
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    seen: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+    seen: ClassVar[list[tuple[str, dict[str, str], dict[str, Any]]]] = []
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
