@@ -210,7 +210,17 @@ class OpenAICodec:
             raise FrameDecodeError(f"not JSON: {exc}", frame) from None
         if not isinstance(message, dict):
             raise FrameDecodeError(f"not a JSON object but {json_type_name(message)}", frame)
-        return self._decode(message, frame)
+        # The hot path (every audio delta), inlined: one lookup and one generated hook.
+        wire_type = message.get("type")
+        decoder = self._decoders.get(wire_type) if isinstance(wire_type, str) else None
+        if decoder is None:
+            return self._not_mapped(message, frame)
+        hook, cls = decoder
+        try:
+            event: ServerEvent = hook(message, cls)
+        except Exception as exc:  # cattrs and hook errors alike: the boundary of decode()
+            raise FrameDecodeError(f"invalid {wire_type!r} event: {_reason(exc)}", frame) from exc
+        return event
 
     def decode_message(self, message: dict[str, Any]) -> ServerEvent:
         """The same as :meth:`decode`, for an already-parsed JSON object."""
@@ -218,26 +228,27 @@ class OpenAICodec:
             raise FrameDecodeError(
                 f"not a JSON object but {json_type_name(message)}", _frame_of(message)
             )
-        return self._decode(message, None)
-
-    def _decode(self, message: dict[str, Any], frame: str | bytes | None) -> ServerEvent:
         wire_type = message.get("type")
-        if not isinstance(wire_type, str):
-            reason = "no 'type'" if wire_type is None else "'type' is not a string"
-            raise FrameDecodeError(reason, _frame_of(message) if frame is None else frame)
-        decoder = self._decoders.get(wire_type)
+        decoder = self._decoders.get(wire_type) if isinstance(wire_type, str) else None
         if decoder is None:
-            known = wire_type in PROVIDER_ONLY_SERVER_EVENTS
-            return ProviderEvent(type=wire_type, raw=message, known=known)
+            return self._not_mapped(message, None)
         hook, cls = decoder
         try:
             event: ServerEvent = hook(message, cls)
         except Exception as exc:  # cattrs and hook errors alike: the boundary of decode()
             raise FrameDecodeError(
-                f"invalid {wire_type!r} event: {_reason(exc)}",
-                _frame_of(message) if frame is None else frame,
+                f"invalid {wire_type!r} event: {_reason(exc)}", _frame_of(message)
             ) from exc
         return event
+
+    def _not_mapped(self, message: dict[str, Any], frame: str | bytes | None) -> ProviderEvent:
+        """A type with no neutral counterpart, or no string type at all."""
+        wire_type = message.get("type")
+        if not isinstance(wire_type, str):
+            reason = "no 'type'" if wire_type is None else "'type' is not a string"
+            raise FrameDecodeError(reason, _frame_of(message) if frame is None else frame)
+        known = wire_type in PROVIDER_ONLY_SERVER_EVENTS
+        return ProviderEvent(type=wire_type, raw=message, known=known)
 
     # --- stateful decoders: remember call_id -> name for function_arguments.done ----------
 
