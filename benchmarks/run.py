@@ -30,16 +30,18 @@ ROOT = Path(__file__).resolve().parent.parent
 DRIVERS: dict[str, tuple[str, list[str]]] = {
     "bare-trio-websocket": ("benchmarks.drivers.bare_trio_websocket", []),
     "bare-websockets": ("benchmarks.drivers.bare_websockets", []),
+    "bare-sansio": ("benchmarks.drivers.bare_sansio", []),
     "kernl": ("benchmarks.drivers.kernl", ["--transport", "trio-websocket"]),
     "kernl-websockets": ("benchmarks.drivers.kernl", ["--transport", "websockets"]),
+    "kernl-sansio": ("benchmarks.drivers.kernl", ["--transport", "sansio"]),
     "openai-agents": ("benchmarks.drivers.openai_agents", []),
 }
-BARE = ("bare-trio-websocket", "bare-websockets")
-KERNL = ("kernl", "kernl-websockets")
+BARE = ("bare-trio-websocket", "bare-websockets")  # the issue's floor
+KERNL = ("kernl", "kernl-websockets", "kernl-sansio")
 PEER = "openai-agents"
 TOOLS = (*KERNL, PEER)  # W4 needs tools: the bare clients have none
 # Repetitions per workload: W2's percentiles are over its turns, W3's over every delta.
-QUICK_REPS = {"w1": 3, "w2": 1, "w3": 1, "w4": 2, "mem": 1}
+QUICK_REPS = {"w1": 3, "w2": 1, "w3": 1, "w4": 1, "mem": 1}
 FULL_REPS = {"w1": 5, "w2": 1, "w3": 1, "w4": 3, "mem": 1}
 
 
@@ -325,8 +327,13 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, list[str], list[str],
     return runs
 
 
-def drivers_for(workload: str, chosen: Iterable[str]) -> list[str]:
-    return [d for d in chosen if workload != "w4" or d in TOOLS]
+def drivers_for(workload: str, chosen: Iterable[str], named: bool) -> list[str]:
+    """W4 needs tools; bare-sansio (a transport floor) runs in W1 only unless named."""
+    return [
+        d
+        for d in chosen
+        if (workload != "w4" or d in TOOLS) and (d != "bare-sansio" or workload == "w1" or named)
+    ]
 
 
 # -- summary -----------------------------------------------------------------------------------
@@ -491,19 +498,19 @@ def main(argv: list[str] | None = None) -> int:
         "--reps", type=int, default=None, help="repetitions of every run (default: REPS)"
     )
     parser.add_argument("--deltas", type=int, default=20_000, help="W1 deltas")
-    parser.add_argument("--turns", type=int, default=None, help="W2 turns (quick 6, full 30)")
+    parser.add_argument("--turns", type=int, default=None, help="W2 turns (quick 5, full 30)")
     parser.add_argument("--k", default=None, help="W3 sessions (quick 50,100,200; full +500)")
-    parser.add_argument("--duration", type=float, default=None, help="W3 s (quick 4, full 10)")
-    parser.add_argument("--mem-sessions", type=int, default=None, help="quick 200, full 500")
+    parser.add_argument("--duration", type=float, default=None, help="W3 s (quick 3, full 10)")
+    parser.add_argument("--mem-sessions", type=int, default=None, help="quick 100, full 500")
     parser.add_argument("--peer-python", default=None, help="interpreter with openai-agents")
     parser.add_argument("--json-out", default=None, help="also write the JSON lines here")
     args = parser.parse_args(argv)
     full = args.full
     args.workloads = args.workloads.split(",")
-    args.turns = args.turns or (30 if full else 6)
+    args.turns = args.turns or (30 if full else 5)
     args.k = [int(k) for k in (args.k or ("50,100,200,500" if full else "50,100,200")).split(",")]
-    args.duration = args.duration or (10.0 if full else 4.0)
-    args.mem_sessions = args.mem_sessions or (500 if full else 200)
+    args.duration = args.duration or (10.0 if full else 3.0)
+    args.mem_sessions = args.mem_sessions or (500 if full else 100)
     reps_of = dict(FULL_REPS if full else QUICK_REPS)
     if args.reps:
         reps_of = dict.fromkeys(reps_of, args.reps)
@@ -539,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     for workload, variant, server_args, driver_args, limit in plan(args):
         for rep in range(reps_of[workload]):
-            for driver in drivers_for(workload, chosen):
+            for driver in drivers_for(workload, chosen, args.drivers != ",".join(DRIVERS)):
                 python = peer_python if driver == PEER else sys.executable
                 assert python is not None
                 raw = run_one(python, driver, server_args, driver_args, limit)

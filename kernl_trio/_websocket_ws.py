@@ -20,15 +20,25 @@ Choices, all measured or matching the trio-websocket connector:
 * ``max_queue=64`` frames before the reader pauses (trio-websocket: ``message_queue_size=64``);
 * keepalive pings every 20 s (the library's default) detect a dead peer;
 * closing waits at most 5 s for the peer's close frame.
+
+:func:`connect_websockets_sansio` is a second connector on the same library's sans-I/O
+``ClientProtocol``, driven by the tasks that call it instead of a background task of its own:
+the reader task parses frames as it reads the socket, and every message already read is
+returned without a checkpoint. That saves about 4 µs per message over the trio client (see
+docs/performance.md). It sends no keepalive pings (trio-websocket sends none either) and
+answers the server's pings while something is receiving, which a connection always is.
 """
 
 from __future__ import annotations
 
+import collections
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import attrs
 import trio
+from websockets.client import ClientProtocol
 from websockets.exceptions import (
     ConnectionClosed,
     InvalidHandshake,
@@ -36,16 +46,21 @@ from websockets.exceptions import (
     InvalidStatus,
     InvalidURI,
 )
+from websockets.frames import Frame, Opcode
+from websockets.http11 import USER_AGENT
+from websockets.protocol import State
 from websockets.trio.client import ClientConnection, connect
+from websockets.uri import parse_uri
 
 from ._websocket import WebSocket, WebSocketClosed
 from .errors import HandshakeFailed
 
-__all__ = ["connect_websockets_trio"]
+__all__ = ["connect_websockets_sansio", "connect_websockets_trio"]
 
 CLOSE_TIMEOUT = 5.0
 MAX_QUEUE = 64
 _ABNORMAL_CLOSURE = 1006
+RECEIVE_BYTES = 65536
 
 
 @attrs.define
@@ -108,3 +123,186 @@ def _closed(exc: ConnectionClosed) -> WebSocketClosed:
     if received is None:
         return WebSocketClosed(_ABNORMAL_CLOSURE, None)
     return WebSocketClosed(received.code, received.reason or None)
+
+
+class _SansIOWebSocket:
+    """The sans-I/O protocol, driven by the callers' tasks (see the module docstring).
+
+    One task receives at a time (the connection's reader); sending may happen from another
+    task (the writer) and from the reader itself (pongs, the close reply): writes to the
+    stream are serialised by a lock.
+    """
+
+    def __init__(self, stream: trio.abc.Stream, protocol: ClientProtocol) -> None:
+        self._stream = stream
+        self._protocol = protocol
+        self._messages: collections.deque[bytes] = collections.deque()
+        self._fragments: list[bytes] | None = None
+        self._send_lock = trio.Lock()
+        self._receive_lock = trio.Lock()
+        self._ended = False  # a close frame or the end of the stream arrived
+        self._broken = False  # writing failed
+        self._stream_closed = False
+
+    # -- the WebSocket interface ---------------------------------------------------------
+    async def send(self, message: str) -> None:
+        if self._protocol.state is not State.OPEN or self._broken:
+            raise self._closed()
+        self._protocol.send_text(message.encode())
+        await self._flush()
+        if self._broken:
+            raise self._closed()
+
+    async def receive(self) -> str | bytes:
+        messages = self._messages
+        while not messages:  # messages already parsed are returned without a checkpoint
+            if self._ended or self._stream_closed:
+                raise self._closed()
+            async with self._receive_lock:
+                if not messages and not self._ended:
+                    await self._read()
+        return messages.popleft()
+
+    async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
+        """Send a close frame, wait (at most CLOSE_TIMEOUT) for the peer's, close the stream."""
+        if self._stream_closed:
+            return
+        if self._protocol.state is State.OPEN and not self._broken:
+            self._protocol.send_close(code, reason or "")
+            await self._flush()
+        with trio.move_on_after(CLOSE_TIMEOUT):
+            while not self._ended and not self._broken:
+                # If the reader task is receiving, it sees the close frame and this waits
+                # for the lock; otherwise this reads (and drops) what comes until it.
+                async with self._receive_lock:
+                    if not self._ended:
+                        await self._read()
+        await self._close_stream()
+
+    # -- internals ----------------------------------------------------------------------------
+    async def _read(self) -> None:
+        protocol = self._protocol
+        try:
+            data = await self._stream.receive_some(RECEIVE_BYTES)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        if data:
+            protocol.receive_data(data)
+        else:
+            protocol.receive_eof()
+            self._ended = True
+        self._absorb(protocol.events_received())
+        if protocol.close_rcvd is not None or protocol.state is State.CLOSED:
+            self._ended = True
+        await self._flush()
+
+    def _absorb(self, events: Sequence[object]) -> None:
+        for event in events:
+            if not isinstance(event, Frame):
+                continue
+            opcode, data = event.opcode, event.data
+            if data.__class__ is not bytes:  # the parser gives bytes; the type allows views
+                data = bytes(data)
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                if event.fin:
+                    self._messages.append(data)
+                else:
+                    self._fragments = [data]
+            elif opcode is Opcode.CONT and self._fragments is not None:
+                self._fragments.append(data)
+                if event.fin:
+                    self._messages.append(b"".join(self._fragments))
+                    self._fragments = None
+            # PING and CLOSE: the protocol has queued the pong / the close reply.
+
+    async def _flush(self) -> None:
+        writes = self._protocol.data_to_send()
+        if not writes or self._stream_closed:
+            return
+        async with self._send_lock:
+            try:
+                for data in writes:
+                    if data:
+                        await self._stream.send_all(data)
+                    elif isinstance(self._stream, trio.SocketStream):
+                        await self._stream.send_eof()  # the protocol asks for a half-close
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._broken = True
+
+    async def _close_stream(self) -> None:
+        if not self._stream_closed:
+            self._stream_closed = True
+            await trio.aclose_forcefully(self._stream)
+
+    def _closed(self) -> WebSocketClosed:
+        received = self._protocol.close_rcvd
+        if received is None:
+            return WebSocketClosed(_ABNORMAL_CLOSURE, None)
+        return WebSocketClosed(received.code, received.reason or None)
+
+
+async def _open_sansio(
+    url: str, headers: Sequence[tuple[str, str]], max_message_size: int
+) -> _SansIOWebSocket:
+    uri = parse_uri(url)
+    stream: trio.abc.Stream = await trio.open_tcp_stream(uri.host, uri.port)
+    try:
+        if uri.secure:
+            tls = trio.SSLStream(stream, ssl.create_default_context(), server_hostname=uri.host)
+            await tls.do_handshake()
+            stream = tls
+        protocol = ClientProtocol(uri, max_size=max_message_size)
+        request = protocol.connect()
+        for name, value in headers:
+            request.headers[name] = value
+        request.headers.setdefault("User-Agent", USER_AGENT)
+        protocol.send_request(request)
+        ws = _SansIOWebSocket(stream, protocol)
+        await ws._flush()
+        while protocol.state is State.CONNECTING and protocol.handshake_exc is None:
+            data = await stream.receive_some(RECEIVE_BYTES)
+            if data:
+                protocol.receive_data(data)
+            else:
+                protocol.receive_eof()
+            ws._absorb(protocol.events_received())  # frames that came with the response
+            if not data and protocol.handshake_exc is None:
+                raise OSError("the server closed the connection during the handshake")
+        if protocol.handshake_exc is not None:
+            raise protocol.handshake_exc
+        return ws
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+
+
+@asynccontextmanager
+async def connect_websockets_sansio(
+    url: str,
+    headers: Sequence[tuple[str, str]],
+    max_message_size: int,
+    connect_timeout: float,
+) -> AsyncIterator[WebSocket]:
+    """A connector on ``websockets``' sans-I/O client protocol (see the module docstring)."""
+    try:
+        with trio.fail_after(connect_timeout):
+            ws = await _open_sansio(url, headers, max_message_size)
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        raise HandshakeFailed(
+            f"{url} refused the WebSocket upgrade ({status})", status_code=status
+        ) from None
+    except (
+        InvalidHandshake,
+        InvalidURI,
+        OSError,
+        ssl.SSLError,
+        trio.TooSlowError,
+        trio.BrokenResourceError,
+    ) as exc:
+        raise HandshakeFailed(f"cannot open a WebSocket to {url}: {exc!r}") from None
+    try:
+        yield ws
+    finally:
+        with trio.CancelScope(shield=True):
+            await ws.aclose(1000 if ws._protocol.state is State.OPEN else 1011)

@@ -1,7 +1,8 @@
 """kernl_trio through its public API: ``open_session``, ``session.events()``, ``@tool``.
 
 ``--transport trio-websocket`` uses the model's default connector; ``--transport websockets``
-passes ``connector=connect_websockets_trio`` to ``OpenAIRealtimeModel``. The session has no
+passes ``connector=connect_websockets_trio`` to ``OpenAIRealtimeModel``, ``--transport sansio``
+``connector=connect_websockets_sansio`` (both from ``kernl_trio._websocket_ws``). The session has no
 channel: the application reads audio from ``session.events()`` (the session assumes real-time
 playback to compute ``audio_end_ms``, as the peer does without a playback tracker).
 """
@@ -46,6 +47,12 @@ def make_model(url: str, transport: str) -> OpenAIRealtimeModel:
         from kernl_trio._websocket_ws import connect_websockets_trio
 
         return OpenAIRealtimeModel("gpt-realtime", base_url=url, connector=connect_websockets_trio)
+    if transport == "sansio":
+        from kernl_trio._websocket_ws import connect_websockets_sansio
+
+        return OpenAIRealtimeModel(
+            "gpt-realtime", base_url=url, connector=connect_websockets_sansio
+        )
     if transport != "trio-websocket":
         raise SystemExit(f"unknown transport {transport!r}")
     return OpenAIRealtimeModel("gpt-realtime", base_url=url)
