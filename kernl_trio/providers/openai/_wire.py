@@ -39,7 +39,18 @@ from kernl_trio.protocol.items import (
     ToolResultItem,
 )
 
-__all__ = ["b64decode", "converter", "json_type_name", "structure_int", "structure_str"]
+__all__ = [
+    "b64decode",
+    "b64encode",
+    "converter",
+    "json_object",
+    "json_type_name",
+    "make_object_structure_fn",
+    "structure_bool",
+    "structure_float",
+    "structure_int",
+    "structure_str",
+]
 
 converter = cattrs.Converter(
     detailed_validation=False,
@@ -196,7 +207,7 @@ for _enum in (ResponseStatus, AudioEncoding):
     converter.register_structure_hook(_enum, _structure_str_enum(_enum))
 
 
-# --- errors -------------------------------------------------------------------------------
+# --- nested objects, errors ----------------------------------------------------------------
 
 
 def make_object_structure_fn(cls: type[Any], **overrides: Any) -> StructureHook:
