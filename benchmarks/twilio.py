@@ -335,8 +335,11 @@ async def load_run(calls: int, fmt: str, chunk_ms: int) -> None:
             assert await _read_line(stdin, buffer) == "DONE"
             frames = sum(c.frames for c in callers) // calls
             marks = sum(c.marks for c in callers) // calls
-            report = {"frames_per_call": frames, "marks_per_call": marks}
-            report["load_cpu_s"] = round(time.process_time(), 2)
+            report = {
+                "frames_per_call": frames,
+                "marks_per_call": marks,
+                "load_cpu_s": round(time.process_time(), 2),
+            }
             say(orjson.dumps(report).decode())
             ticking.cancel_scope.cancel()
         async with trio.open_nursery() as hang_ups:
