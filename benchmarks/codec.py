@@ -11,7 +11,7 @@ text frame (``OpenAICodec.decode``, which includes ``orjson.loads``); encoding b
 
 The issue's target compares decoding a ``response.output_audio.delta`` frame carrying 960 bytes
 of PCM16 (20 ms at 24 kHz) with ``orjson.loads`` of the same frame alone. The script also prints
-the floor no decoder can go under: ``orjson.loads`` plus ``binascii.a2b_base64`` of the delta
+the floor no decoder can go under: ``orjson.loads`` plus ``pybase64.b64decode`` of the delta
 (the one base64 decode), so the codec's own share is visible. The frames are fixed (zero PCM,
 realistic ids), so two runs on one machine give comparable figures.
 """
@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import base64
-import binascii
 import os
 import platform
 import timeit
 from collections.abc import Callable
 
 import orjson
+import pybase64
 
 from kernl_trio.protocol import AudioInputAppend, ItemTruncate, ToolResult
 from kernl_trio.providers.openai.codec import OpenAICodec
@@ -193,15 +193,15 @@ def main() -> None:
     delta = orjson.loads(AUDIO_DELTA)["delta"]
     audio = ns(
         loads=lambda: orjson.loads(AUDIO_DELTA),
-        b64=lambda: binascii.a2b_base64(delta, strict_mode=True),
-        floor=lambda: binascii.a2b_base64(orjson.loads(AUDIO_DELTA)["delta"], strict_mode=True),
+        b64=lambda: pybase64.b64decode(delta, validate=True),
+        floor=lambda: pybase64.b64decode(orjson.loads(AUDIO_DELTA)["delta"], validate=True),
         decode=lambda: codec.decode(AUDIO_DELTA),
     )
     loads, floor, decode = audio["loads"], audio["floor"], audio["decode"]
     print(f"audio delta, 960 bytes PCM16 ({len(AUDIO_DELTA)}-byte frame)")
     print(f"  orjson.loads alone          {loads:8.0f}")
-    print(f"  a2b_base64 of the delta     {audio['b64']:8.0f}")
-    print(f"  floor: loads + a2b_base64   {floor:8.0f}   {floor / loads:4.2f}x loads")
+    print(f"  pybase64 decode of the delta {audio['b64']:8.0f}")
+    print(f"  floor: loads + b64 decode   {floor:8.0f}   {floor / loads:4.2f}x loads")
     print(f"  OpenAICodec.decode          {decode:8.0f}   {decode / loads:4.2f}x loads")
     print(f"  codec's own share           {decode - floor:8.0f}   (decode - floor)\n")
 

@@ -22,6 +22,7 @@ from types import NoneType, UnionType
 from typing import Any, Literal, get_args, get_origin
 
 import cattrs
+import pybase64
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
 from kernl_trio.protocol.common import RealtimeError, ResponseStatus
@@ -115,13 +116,14 @@ def b64decode(value: Any, _: Any = bytes) -> bytes:
     if not isinstance(value, str):
         raise TypeError(f"expected base64 text, got {json_type_name(value)}")
     try:
-        return binascii.a2b_base64(value, strict_mode=True)
-    except binascii.Error as exc:
+        # pybase64's SIMD decoder is ~4x faster than binascii: this runs for every delta
+        return pybase64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
         raise ValueError(f"invalid base64: {exc}") from None
 
 
 def b64encode(value: bytes) -> str:
-    return binascii.b2a_base64(value, newline=False).decode("ascii")
+    return pybase64.b64encode_as_string(value)
 
 
 converter.register_structure_hook(str, structure_str)
