@@ -460,9 +460,11 @@ class RealtimeSession:
     # -- tools -----------------------------------------------------------------------------------
     def _on_tool_call(self, event: ToolCall) -> None:
         turn = self._turn
-        if turn is None or turn.finishing:
-            # A call outside any live turn (e.g. its response was cancelled): answer, don't run.
+        if turn is None or turn.finishing or event.response_id in self._cancelled_responses:
+            # A late call of a cancelled response (or of no live turn): answer it so the
+            # conversation holds no call without output, but never run it.
             self._connection().send_nowait(ToolResult(event.call_id, CANCELLED_OUTPUT, error=True))
+            self._events.publish(ToolCancelled(event.call_id, event.name, event.response_id))
             return
         tool = self._tools.get(event.name)
         call = Call(

@@ -650,3 +650,48 @@ async def test_call_that_must_finish_survives_the_interruption(
     conn = server.connections[0]
     assert conn.of_type("conversation.item.create")[-1]["item"]["output"] == "charged 500"
     assert len(conn.of_type("response.create")) == 1  # the interrupted turn starts nothing
+
+
+async def test_late_tool_call_of_a_cancelled_response_never_runs(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = await start_server(
+        nursery, [Reply.of(AudioReply("Let me check", ms=3000), realtime=True)]
+    )
+    ran: list[str] = []
+
+    @tool
+    async def lookup() -> str:
+        """Looks something up."""
+        ran.append("lookup")
+        return "x"
+
+    agent = RealtimeAgent(id="a", name="A", instructions="x", tools=[lookup])
+    model = OpenAIRealtimeModel(base_url=server.url)
+    async with open_session(agent, model=model, channel=VirtualChannel()) as session:
+        async with session.events() as stream:
+            first, t0 = await _start_long_answer(session, stream)
+            conn = await server.connection()
+            await trio.sleep_until(t0 + 1)
+            await conn.speech_started()
+            await _collect_until(stream, ResponseInterrupted)
+            # the call the server had already emitted before it saw the user speak
+            await conn.send(
+                {
+                    "type": "response.function_call_arguments.done",
+                    "response_id": first.response_id,
+                    "item_id": "item_late",
+                    "output_index": 1,
+                    "call_id": "call_late",
+                    "name": "lookup",
+                    "arguments": "{}",
+                }
+            )
+            cancelled = (await _collect_until(stream, ToolCancelled))[-1]
+            await trio.sleep(1)
+    assert ran == []
+    assert isinstance(cancelled, ToolCancelled) and cancelled.call_id == "call_late"
+    outputs = [e["item"] for e in conn.of_type("conversation.item.create")[1:]]
+    assert [o["call_id"] for o in outputs] == ["call_late"]
+    assert orjson.loads(outputs[0]["output"])["error"] == "cancelled"
+    assert len(conn.of_type("response.create")) == 1
