@@ -351,9 +351,10 @@ async def test_failing_tool_calls_get_error_outputs_and_session_goes_on(
     ]
 
 
-async def test_dropped_socket_raises_one_typed_error_and_cleans_up(
-    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
-) -> None:
+async def _talking_with_slow_tool(
+    nursery: trio.Nursery,
+) -> tuple[ScriptedServer, RealtimeAgent, list[float]]:
+    """A server that calls a one-minute tool while it talks for 5 s in real time."""
     server = await start_server(
         nursery, [Reply.of(ToolCallReply("slow"), AudioReply("talking", ms=5000), realtime=True)]
     )
@@ -367,7 +368,13 @@ async def test_dropped_socket_raises_one_typed_error_and_cleans_up(
         finally:
             finally_ran.append(trio.current_time())
 
-    agent = RealtimeAgent(id="a", name="A", instructions="x", tools=[slow])
+    return server, RealtimeAgent(id="a", name="A", instructions="x", tools=[slow]), finally_ran
+
+
+async def test_dropped_socket_raises_one_typed_error_and_cleans_up(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server, agent, finally_ran = await _talking_with_slow_tool(nursery)
     model = OpenAIRealtimeModel(base_url=server.url)
     channel = VirtualChannel()
     before = library_tasks()
@@ -389,20 +396,7 @@ async def test_dropped_socket_raises_one_typed_error_and_cleans_up(
 async def test_outer_cancellation_joins_everything(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
-    server = await start_server(
-        nursery, [Reply.of(ToolCallReply("slow"), AudioReply("talking", ms=5000), realtime=True)]
-    )
-    finally_ran: list[float] = []
-
-    @tool
-    async def slow() -> None:
-        """Waits."""
-        try:
-            await trio.sleep(60)
-        finally:
-            finally_ran.append(trio.current_time())
-
-    agent = RealtimeAgent(id="a", name="A", instructions="x", tools=[slow])
+    server, agent, finally_ran = await _talking_with_slow_tool(nursery)
     model = OpenAIRealtimeModel(base_url=server.url)
     channel = VirtualChannel()
     before = library_tasks()
