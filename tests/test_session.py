@@ -29,6 +29,7 @@ from kernl_trio.session import SessionEvent, ToolOutput, open_session
 from kernl_trio.testing import (
     AudioReply,
     Reply,
+    ScriptedServer,
     ServerConnection,
     ToolCallReply,
     VirtualChannel,
