@@ -31,12 +31,12 @@ from .._errors import collapse
 from ..context import Context
 from ..errors import ConfigurationError
 from ..model import RealtimeModel
+from ..session import RealtimeSession, open_session
 from ._twilio_channel import TwilioChannel, TwilioChannelStatistics, TwilioOptions
 from ._twilio_wire import StartInfo
 
 if TYPE_CHECKING:
     from ..agent import RealtimeAgent
-    from ..session import RealtimeSession
 
 __all__ = [
     "ContextFactory",
@@ -170,8 +170,6 @@ async def handle_twilio_call(
     Returns when Twilio sends ``stop`` or the socket closes; errors propagate as single
     exceptions (``TooSlowError`` when no ``start`` arrives within ``start_timeout`` s).
     """
-    from ..session import open_session  # the session imports channels' neighbours
-
     channel = ws if isinstance(ws, TwilioChannel) else TwilioChannel(ws, options)
     try:
         async with trio.open_nursery() as nursery:

@@ -15,10 +15,10 @@ import os
 import sys
 from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING
 
 import trio
 
+from ..agent import RealtimeAgent
 from ..errors import ConfigurationError
 from ..protocol import PCM16_24K, PCMU_8K
 from ._twilio_channel import (
@@ -43,9 +43,6 @@ from ._twilio_server import (
     validate_twilio_signature,
 )
 from ._twilio_wire import MediaFormat, StartInfo
-
-if TYPE_CHECKING:
-    from ..agent import RealtimeAgent
 
 __all__ = [
     "ContextFactory",
@@ -80,8 +77,6 @@ def load_agent(ref: str) -> RealtimeAgent:
 
     The current directory is importable, as it is for ``python -m``.
     """
-    from ..agent import RealtimeAgent
-
     module_name, _, attr = ref.partition(":")
     if not module_name or not attr:
         raise ConfigurationError(f"--agent takes module:attribute, got {ref!r}")
