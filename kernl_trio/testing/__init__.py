@@ -15,9 +15,11 @@ from .replies import (
     default_responder,
 )
 from .server import ScriptedServer, ServerConnection
+from .twilio_peer import PeerMark, TwilioPeer
 
 __all__ = [
     "AudioReply",
+    "PeerMark",
     "PlayedChunk",
     "Reply",
     "Responder",
@@ -26,6 +28,7 @@ __all__ = [
     "ServerConnection",
     "TextReply",
     "ToolCallReply",
+    "TwilioPeer",
     "VirtualChannel",
     "default_responder",
 ]
