@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,14 +95,15 @@ def _serve(host: str, port: int, transcripts: Sequence[str]) -> int:
         server = EmbeddedServer(
             server_script(), transcripts=tuple(transcripts), host=host, port=port
         )
-        async with trio.open_nursery() as nursery:
-            await nursery.start(server.run)
-            print(f"kernl-trio embedded realtime server listening on {server.url}", flush=True)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(server.run)
+                print(f"kernl-trio embedded realtime server listening on {server.url}", flush=True)
+                async for _ in signals:  # Ctrl-C or a polite kill: stop serving
+                    nursery.cancel_scope.cancel()
+                    break
 
-    try:
-        trio.run(serve)
-    except KeyboardInterrupt:
-        return 0
+    trio.run(serve)
     return 0
 
 

@@ -12,6 +12,7 @@ in a fraction of a second.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,7 @@ class DemoResult:
     url: str
     finished: bool
     conversation_s: float
+    stopped: bool = False
 
 
 def main(options: DemoOptions, out: TextIO | None = None) -> int:
@@ -73,7 +75,7 @@ def main(options: DemoOptions, out: TextIO | None = None) -> int:
     clock = trio.testing.MockClock(autojump_threshold=0) if options.fast else None
     began = time.perf_counter()  # wall time, for the report only
     try:
-        result = trio.run(_run, options, user_path, stream, clock=clock)
+        result = trio.run(_main, options, user_path, stream, clock=clock)
     except KernlTrioError as exc:
         print(f"kernl-trio demo: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -81,10 +83,31 @@ def main(options: DemoOptions, out: TextIO | None = None) -> int:
     assistant_path = options.out / "assistant.wav"
     write_wav(assistant_path, bytes(result.log.assistant_audio), PCM16_24K)
     _summary(result, options, user_path, assistant_path, wall)
+    if result.stopped:
+        return 130
     return 0 if result.finished else 1
 
 
-async def _run(options: DemoOptions, user_path: Path, out: TextIO) -> DemoResult:
+async def _main(options: DemoOptions, user_path: Path, out: TextIO) -> DemoResult:
+    """:func:`_run`, stopped early (files and summary still written) by Ctrl-C."""
+    stop = trio.Event()
+    with trio.open_signal_receiver(signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def watch() -> None:
+                async for _ in signals:
+                    stop.set()
+                    return
+
+            nursery.start_soon(watch)
+            result = await _run(options, user_path, out, stop)
+            nursery.cancel_scope.cancel()
+    return result
+
+
+async def _run(
+    options: DemoOptions, user_path: Path, out: TextIO, stop: trio.Event | None = None
+) -> DemoResult:
     start = trio.current_time()
     log = DemoLog(start=start, json=options.json, out=out)
     channel = WavChannel(user_path, None, played_path=options.out / "played.wav")
@@ -108,18 +131,27 @@ async def _run(options: DemoOptions, user_path: Path, out: TextIO) -> DemoResult
             log.emit("session", f"{session.id} connected", session_id=session.id)
             await session.update_config(SESSION_CONFIG)
             nursery.start_soon(channel.feed)
-            finished = await _wait_until_over(log, channel)
+            if stop is None:
+                stop = trio.Event()
+            finished = await _wait_until_over(log, channel, stop)
             ended = log.now()
         await log.done.wait()
         nursery.cancel_scope.cancel()  # the embedded server
-    return DemoResult(log, channel, url, finished, ended)
+    return DemoResult(log, channel, url, finished, ended, stop.is_set())
 
 
-async def _wait_until_over(log: DemoLog, channel: WavChannel) -> bool:
-    """Wait for the input to end and the conversation to settle; False on time-out."""
+async def _wait_until_over(log: DemoLog, channel: WavChannel, stop: trio.Event) -> bool:
+    """Wait for the input to end and the conversation to settle; False on time-out or stop."""
     with trio.move_on_after(channel.input_ms / 1000 + SPARE_S):
-        await channel.input_done.wait()
+        while not channel.input_done.is_set():
+            if stop.is_set():
+                log.emit("stopped", "stopped by the user", event="stopped")
+                return False
+            await trio.sleep(0.05)
         while True:
+            if stop.is_set():
+                log.emit("stopped", "stopped by the user", event="stopped")
+                return False
             now = trio.current_time()
             quiet = (
                 not log.user_speaking
@@ -150,6 +182,7 @@ def _summary(
     summary: dict[str, Any] = {
         "type": "summary",
         "finished": result.finished,
+        "stopped": result.stopped,
         "user_utterances": len(log.user_texts),
         "responses": len(log.responses),
         "tool_calls": len(log.calls),
@@ -193,7 +226,9 @@ def _summary(
     ]
     if log.errors:
         lines.append(f"  server errors        {len(log.errors)}: {'; '.join(log.errors)}")
-    if not result.finished:
+    if result.stopped:
+        lines.append("  stopped early (Ctrl-C)")
+    elif not result.finished:
         lines.append("  the conversation did not settle in time")
     print("\n".join(lines), file=out, flush=True)
 
