@@ -56,7 +56,8 @@ class Broadcaster(Generic[T]):
         return receive
 
     def publish(self, event: T) -> None:
-        for sub in list(self._subscribers):
+        gone: list[_Subscriber[T]] = []
+        for sub in self._subscribers:
             if sub.backlog:
                 self._queue(sub, event)
                 continue
@@ -66,7 +67,9 @@ class Broadcaster(Generic[T]):
             except trio.WouldBlock:
                 self._queue(sub, event)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._subscribers.remove(sub)  # the consumer closed its end
+                gone.append(sub)  # the consumer closed its end
+        for sub in gone:
+            self._subscribers.remove(sub)
 
     def _queue(self, sub: _Subscriber[T], event: T) -> None:
         sub.backlog.append(event)

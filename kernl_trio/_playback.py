@@ -35,13 +35,17 @@ class AssumedPlayback:
         return self._input
 
     async def play(self, audio: bytes, *, item_id: str, content_index: int = 0) -> None:
+        self.play_nowait(audio, item_id=item_id)
+        await trio.lowlevel.checkpoint()
+
+    def play_nowait(self, audio: bytes, *, item_id: str) -> None:
+        """Account for ``audio`` as playing from now (or from the end of what came before)."""
         now = trio.current_time()
         start = max(now, self._end)
         self._start.setdefault(item_id, start)
         ms = self.output_format.duration_ms(len(audio))
         self._received_ms[item_id] = self._received_ms.get(item_id, 0.0) + ms
         self._end = start + ms / 1000
-        await trio.lowlevel.checkpoint()
 
     def report(self, item_id: str, played_ms: float) -> None:
         """The application says how much of ``item_id`` it has really played."""

@@ -62,11 +62,15 @@ class Turn:
         self.active_responses.add(response_id)
         self.awaiting_followup = False
 
-    def enqueue_audio(self, delta: AudioOutputDelta) -> None:
+    def count_audio(self, delta: AudioOutputDelta) -> None:
+        """Record ``delta`` as received (for truncation), without queueing it for playback."""
         item = self.items.get(delta.item_id)
         if item is None:
             item = self.items[delta.item_id] = ItemAudio(delta.item_id, delta.content_index)
         item.received_bytes += len(delta.audio)
+
+    def enqueue_audio(self, delta: AudioOutputDelta) -> None:
+        self.count_audio(delta)
         try:
             self.audio_send.send_nowait(delta)
         except trio.ClosedResourceError:  # pragma: no cover - guarded by `finishing`

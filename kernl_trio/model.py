@@ -8,6 +8,7 @@ channel's input from ``channel.input``. See docs/concepts.md for the full mappin
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, runtime_checkable
 
@@ -71,7 +72,12 @@ class RealtimeConnection(Protocol):
     def provider_metadata(self) -> dict[str, Any]: ...
 
     @property
-    def events(self) -> trio.MemoryReceiveChannel[ConnectionEvent]: ...
+    def events(self) -> AsyncIterator[ConnectionEvent]:
+        """Server events and status changes, in order, for one consumer (the session).
+
+        Iterating it is what reads the socket: the consumer must keep iterating promptly.
+        """
+        ...
 
     @property
     def close_error(self) -> BaseException | None: ...

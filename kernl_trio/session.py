@@ -400,7 +400,13 @@ class RealtimeSession:
             and delta.response_id in turn.active_responses
             and not self._handles_audio
         ):
-            turn.enqueue_audio(delta)
+            if self._user_channel is None:
+                # Nothing to play: account for it here, without a task switch per delta.
+                turn.count_audio(delta)
+                assert isinstance(self.channel, AssumedPlayback)
+                self.channel.play_nowait(delta.audio, item_id=delta.item_id)
+            else:
+                turn.enqueue_audio(delta)
         self._events.publish(delta)
 
     async def _on_response_created(self, event: ResponseCreated) -> None:

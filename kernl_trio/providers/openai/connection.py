@@ -1,13 +1,16 @@
-"""One live connection to an OpenAI Realtime (GA) server, as two trio tasks.
+"""One live connection to an OpenAI Realtime (GA) server.
 
-The reader drains the socket continuously into a bounded memory channel; the writer is the
-only task that writes frames, so a cancelled caller can never cut a frame in half.
+Reading has no task of its own: whoever iterates ``events`` (the session's router) reads and
+decodes frames directly, which saves a task switch per frame. That consumer never blocks on
+anything else, so the socket keeps draining. The writer is a task, the only one that writes
+frames, so a cancelled caller can never cut a frame in half.
 """
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import math
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -44,10 +47,9 @@ class OpenAIRealtimeConnection:
         self._active_response: str | None = None
         self._close_error: BaseException | None = None
         self._closing = False
-        # Unbounded on purpose: status changes and frames must never be lost or block the
-        # reader (which would stall ping/close handling). The session's router drains it
-        # without ever waiting, so it stays near empty; statistics() shows its depth.
-        self._events_tx, self._events_rx = trio.open_memory_channel[ConnectionEvent](math.inf)
+        # Status changes wait here until the reader hands them out, in order, before frames.
+        self._pending: collections.deque[ConnectionEvent] = collections.deque()
+        self._ended = False
         # Outgoing frames never block a caller on the network for long, and order is kept.
         self._out_tx, self._out_rx = trio.open_memory_channel[str](math.inf)
         self._writer_done = trio.Event()
@@ -70,8 +72,20 @@ class OpenAIRealtimeConnection:
         return self._metadata
 
     @property
-    def events(self) -> trio.MemoryReceiveChannel[ConnectionEvent]:
-        return self._events_rx
+    def events(self) -> AsyncIterator[ConnectionEvent]:
+        """Every server event and status change, in order, for one consumer."""
+        return self
+
+    # A plain iterator, not an async generator: nothing to finalize when the reader is
+    # cancelled mid-iteration.
+    def __aiter__(self) -> AsyncIterator[ConnectionEvent]:
+        return self
+
+    async def __anext__(self) -> ConnectionEvent:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
 
     @property
     def close_error(self) -> BaseException | None:
@@ -115,34 +129,43 @@ class OpenAIRealtimeConnection:
             await self._ws.aclose(1000, "client closed")
         self._set_status(TransportStatus.CLOSED)
 
-    # -- tasks ------------------------------------------------------------------------------
-    async def read_loop(self) -> None:
-        """Decode every frame into ``events`` until the socket closes."""
+    # -- reading ----------------------------------------------------------------------------
+    async def receive(self) -> ConnectionEvent:
+        """The next event; ``trio.EndOfChannel`` once the connection has closed."""
+        if self._pending:
+            await trio.lowlevel.checkpoint()
+            return self._pending.popleft()
+        if self._ended:
+            await trio.lowlevel.checkpoint()
+            raise trio.EndOfChannel
         try:
-            while True:
-                try:
-                    frame = await self._ws.receive()
-                except WebSocketClosed as closed:
-                    if not self._closing:
-                        self._close_error = ConnectionLost(
-                            f"the server closed the connection (code {closed.code})",
-                            code=closed.code,
-                            reason=closed.reason,
-                        )
-                    return
-                try:
-                    event = self._codec.decode(frame)
-                except FrameDecodeError as error:
-                    event = InvalidFrame(frame=error.frame, reason=error.reason)
-                self._observe(event)
-                self._events_tx.send_nowait(event)
-        finally:
+            frame = await self._ws.receive()
+        except WebSocketClosed as closed:
+            if not self._closing and self._close_error is None:
+                self._close_error = ConnectionLost(
+                    f"the server closed the connection (code {closed.code})",
+                    code=closed.code,
+                    reason=closed.reason,
+                )
+            self._ended = True
             if self._status is not TransportStatus.CLOSED:
                 self._set_status(
                     TransportStatus.DISCONNECTED if self._close_error else TransportStatus.CLOSED
                 )
-            self._events_tx.close()
+            if self._pending:
+                return self._pending.popleft()
+            raise trio.EndOfChannel from None
+        try:
+            event = self._codec.decode(frame)
+        except FrameDecodeError as error:
+            event = InvalidFrame(frame=error.frame, reason=error.reason)
+        self._observe(event)
+        if self._pending:  # a status change from aclose() goes first
+            self._pending.append(event)
+            return self._pending.popleft()
+        return event
 
+    # -- writing ------------------------------------------------------------------------------
     async def write_loop(self) -> None:
         try:
             async for frame in self._out_rx:
@@ -156,11 +179,8 @@ class OpenAIRealtimeConnection:
             self._writer_done.set()
 
     def statistics(self) -> dict[str, int]:
-        """Depth of the incoming and outgoing queues (frames not yet consumed / written)."""
-        return {
-            "events_buffered": self._events_rx.statistics().current_buffer_used,
-            "frames_queued": self._out_rx.statistics().current_buffer_used,
-        }
+        """Frames queued for the writer and not yet on the wire."""
+        return {"frames_queued": self._out_rx.statistics().current_buffer_used}
 
     # -- internals --------------------------------------------------------------------------
     def _queue(self, frames: list[str]) -> None:
@@ -181,6 +201,4 @@ class OpenAIRealtimeConnection:
     def _set_status(self, status: TransportStatus) -> None:
         previous, self._status = self._status, status
         if previous is not status:
-            # After the reader has ended, nobody is left to tell.
-            with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
-                self._events_tx.send_nowait(StatusChanged(status, previous))
+            self._pending.append(StatusChanged(status, previous))

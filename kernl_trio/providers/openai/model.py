@@ -92,7 +92,6 @@ class OpenAIRealtimeModel:
             )
             try:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(conn.read_loop)
                     nursery.start_soon(conn.write_loop)
                     try:
                         yield conn
