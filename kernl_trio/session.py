@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 import orjson
@@ -91,6 +91,7 @@ class ToolOutput:
 
 
 SessionEvent = ServerEvent | StatusChanged | ToolOutput
+E = TypeVar("E", bound=SessionEvent)
 
 CANCELLED_OUTPUT = orjson.dumps(
     {"error": "cancelled", "reason": "the user interrupted before the tool finished"}
@@ -251,10 +252,18 @@ class RealtimeSession:
         """
         return self._events.subscribe(buffer)
 
+    @overload
+    async def wait_for(self, what: type[E]) -> E: ...
+
+    @overload
+    async def wait_for(
+        self, what: tuple[type[Any], ...] | Callable[[SessionEvent], bool]
+    ) -> SessionEvent: ...
+
     async def wait_for(
         self,
         what: type[Any] | tuple[type[Any], ...] | Callable[[SessionEvent], bool],
-    ) -> SessionEvent:
+    ) -> Any:
         """The next event of the given type(s), or matching the predicate (replaces ``once``).
 
         Subscribe with :meth:`events` first if the event may arrive before this is called.

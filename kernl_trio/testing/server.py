@@ -95,6 +95,8 @@ class _Response:
     scope: trio.CancelScope
     reason: str | None = None
     current_item: dict[str, Any] | None = None
+    # ids and transcript of the audio part being streamed, to wind it down on a cancel
+    current_audio: tuple[dict[str, Any], str] | None = None
     output: list[dict[str, Any]] = attrs.field(factory=list)
 
 
@@ -467,8 +469,26 @@ class ServerConnection:
         else:
             status, details = "cancelled", {"type": "cancelled", "reason": response.reason}
             item = response.current_item
+            if response.current_audio is not None:
+                # as the real server does (protocols.md B.2): close the part, then the item
+                ids, transcript = response.current_audio
+                closed_part = {"type": "audio", "transcript": transcript}
+                self.send_nowait({"type": "response.output_audio.done", **ids})
+                self.send_nowait(
+                    {
+                        "type": "response.output_audio_transcript.done",
+                        **ids,
+                        "transcript": transcript,
+                    }
+                )
+                self.send_nowait({"type": "response.content_part.done", **ids, "part": closed_part})
             if item is not None:
                 item["status"] = "incomplete"
+                if response.current_audio is not None:
+                    item["content"] = [{"type": "output_audio", "transcript": transcript}]
+                self.send_nowait(
+                    {"type": "conversation.item.done", "previous_item_id": None, "item": item}
+                )
                 self.send_nowait(
                     {
                         "type": "response.output_item.done",
@@ -592,6 +612,7 @@ class ServerConnection:
             {"type": "response.output_audio_transcript.delta", **ids, "delta": part.transcript}
         )
         self.audio_ms[item_id] = 0
+        response.current_audio = (ids, part.transcript)
         step = per_ms * reply.chunk_ms
         for offset in range(0, len(audio), step):
             chunk = audio[offset : offset + step]
@@ -607,6 +628,7 @@ class ServerConnection:
                 await trio.sleep(len(chunk) / per_ms / 1000)
             else:
                 await trio.lowlevel.checkpoint()
+        response.current_audio = None
         self.send_nowait({"type": "response.output_audio.done", **ids})
         self.send_nowait(
             {"type": "response.output_audio_transcript.done", **ids, "transcript": part.transcript}
