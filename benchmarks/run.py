@@ -409,7 +409,7 @@ def summarise(results: list[dict[str, Any]]) -> tuple[str, dict[tuple[str, str, 
     return "\n".join(lines), groups
 
 
-def _median(groups: dict, key: tuple[str, str, str], field: str, best: Callable = min) -> Any:
+def _median(groups: dict[Any, Any], key: tuple[str, str, str], field: str) -> Any:
     values = [v for v in groups.get(key, {}).get(field, []) if v is not None]
     return statistics.median(values) if values else None
 
