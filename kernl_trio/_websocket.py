@@ -105,13 +105,8 @@ async def connect_trio_websocket(
                         # while the connection's reader hands the previous message on.
                         message_queue_size=64,
                     )
-            except trio_websocket.ConnectionRejected as exc:
-                raise HandshakeFailed(
-                    f"{url} refused the WebSocket upgrade ({exc.status_code})",
-                    status_code=exc.status_code,
-                ) from None
             except (trio_websocket.HandshakeError, OSError, trio.TooSlowError) as exc:
-                raise HandshakeFailed(f"cannot open a WebSocket to {url}: {exc!r}") from None
+                raise _handshake_failed(url, exc) from None
             try:
                 yield _TrioWebSocket(ws)
             finally:
@@ -119,10 +114,23 @@ async def connect_trio_websocket(
                     await ws.aclose()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
-        raise collapse(group) from None
+        error = collapse(group)
+        # trio-websocket raises a refused upgrade from its reader task, so it arrives here
+        if isinstance(error, trio_websocket.HandshakeError):
+            raise _handshake_failed(url, error) from None
+        raise error from None
     finally:
         if stream is not None:
             await trio.aclose_forcefully(stream)
+
+
+def _handshake_failed(url: str, exc: BaseException) -> HandshakeFailed:
+    if isinstance(exc, trio_websocket.ConnectionRejected):
+        return HandshakeFailed(
+            f"{url} refused the WebSocket upgrade ({exc.status_code})",
+            status_code=exc.status_code,
+        )
+    return HandshakeFailed(f"cannot open a WebSocket to {url}: {exc!r}")
 
 
 def _closed(exc: trio_websocket.ConnectionClosed) -> WebSocketClosed:

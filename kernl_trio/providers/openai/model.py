@@ -13,7 +13,8 @@ from typing import Any
 import trio
 
 from ..._errors import collapse
-from ..._websocket import WebSocketConnector, connect_trio_websocket
+from ..._websocket import WebSocketConnector
+from ..._websocket_ws import connect_websockets_trio
 from ...errors import ConfigurationError, HandshakeFailed
 from ...model import ConnectOptions
 from ...protocol import ClientCredential, EphemeralToken
@@ -28,6 +29,11 @@ class OpenAIRealtimeModel:
     ``api_key`` falls back to ``OPENAI_API_KEY``. ``base_url`` is the realtime endpoint
     (default ``wss://api.openai.com/v1/realtime``); ``ws://127.0.0.1:PORT`` reaches a local
     server such as :mod:`kernl_trio.testing`'s, which needs no key.
+
+    ``connector`` picks the WebSocket client: the default is ``websockets``' trio client
+    (the fastest library client measured, docs/performance.md);
+    ``kernl_trio._websocket.connect_trio_websocket`` (trio-websocket) and
+    ``kernl_trio._websocket_ws.connect_websockets_sansio`` remain supported.
     """
 
     provider = "openai"
@@ -39,7 +45,7 @@ class OpenAIRealtimeModel:
         *,
         api_key: str | None = None,
         base_url: str | None = None,
-        connector: WebSocketConnector = connect_trio_websocket,
+        connector: WebSocketConnector = connect_websockets_trio,
     ) -> None:
         self._model_id = model_id
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
