@@ -8,27 +8,11 @@ test (or a demo) feeds.
 
 from __future__ import annotations
 
-import attrs
 import trio
 
 from ..model import ChannelAudio, ChannelCommit, ChannelInput, ChannelInterrupt
 from ..protocol import PCM16_24K, AudioFormat
-
-
-@attrs.frozen
-class PlayedChunk:
-    """One chunk the speaker played, or the part of it played before an interruption."""
-
-    item_id: str
-    started_at: float
-    audio: bytes = attrs.field(repr=lambda a: f"<{len(a)} bytes>")
-
-
-@attrs.define(eq=False)
-class _Current:
-    item_id: str
-    started_at: float
-    audio: bytes
+from ._speaker import ClockSpeaker, PlayedChunk
 
 
 class VirtualChannel:
@@ -46,10 +30,7 @@ class VirtualChannel:
         self._mic_send, self._mic_receive = trio.open_memory_channel[ChannelInput](
             microphone_buffer
         )
-        self._played_ms: dict[str, float] = {}
-        self._current: _Current | None = None
-        self.played: list[PlayedChunk] = []
-        self.interruptions = 0
+        self.speaker = ClockSpeaker(output_format)
         self.closed = False
 
     # -- speaker ---------------------------------------------------------------------------------
@@ -60,53 +41,36 @@ class VirtualChannel:
     async def play(self, audio: bytes, *, item_id: str, content_index: int = 0) -> None:
         if self.closed:
             raise trio.ClosedResourceError("the channel is closed")
-        current = self._current = _Current(item_id, trio.current_time(), audio)
-        try:
-            await trio.sleep(self.output_format.duration_ms(len(audio)) / 1000)
-        finally:
-            if self._current is current:
-                self._stop_current()
+        await self.speaker.play(audio, item_id=item_id)
 
     def played_ms(self, item_id: str) -> float:
-        played = self._played_ms.get(item_id, 0.0)
-        current = self._current
-        if current is not None and current.item_id == item_id:
-            played += self._elapsed_ms(current)
-        return played
+        return self.speaker.played_ms(item_id)
 
     def interrupt(self) -> None:
-        self.interruptions += 1
-        if self._current is not None:
-            self._stop_current()
+        self.speaker.interrupt()
 
     async def wait_drained(self) -> None:
         await trio.lowlevel.checkpoint()  # play() returns only once a chunk has played
 
     async def aclose(self) -> None:
         self.closed = True
-        if self._current is not None:
-            self._stop_current()
+        self.speaker.stop()
         self._mic_send.close()
         await trio.lowlevel.checkpoint()
 
     @property
+    def played(self) -> list[PlayedChunk]:
+        """The chunks heard, in order (partial ones cut at interruptions)."""
+        return self.speaker.played
+
+    @property
     def played_audio(self) -> bytes:
         """Everything the user heard, in order."""
-        return b"".join(chunk.audio for chunk in self.played)
+        return self.speaker.played_audio
 
-    def _elapsed_ms(self, current: _Current) -> float:
-        total = self.output_format.duration_ms(len(current.audio))
-        return min((trio.current_time() - current.started_at) * 1000, total)
-
-    def _stop_current(self) -> None:
-        current = self._current
-        assert current is not None
-        self._current = None
-        ms = self._elapsed_ms(current)
-        self._played_ms[current.item_id] = self._played_ms.get(current.item_id, 0.0) + ms
-        width = self.output_format.sample_width
-        nbytes = int(self.output_format.bytes_per_second * ms / 1000 + 1e-6) // width * width
-        self.played.append(PlayedChunk(current.item_id, current.started_at, current.audio[:nbytes]))
+    @property
+    def interruptions(self) -> int:
+        return self.speaker.interruptions
 
     # -- microphone ------------------------------------------------------------------------------
     @property
@@ -131,3 +95,6 @@ class VirtualChannel:
     async def barge_in(self) -> None:
         """The user interrupts from the channel side (like a keypad press)."""
         await self._mic_send.send(ChannelInterrupt())
+
+
+__all__ = ["PlayedChunk", "VirtualChannel"]

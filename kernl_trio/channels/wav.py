@@ -34,11 +34,7 @@ import trio
 from ..audio import Transcoder, silence
 from ..model import ChannelAudio, ChannelInput
 from ..protocol import PCM16_24K, AudioEncoding, AudioFormat
-from .virtual import PlayedChunk
-
-# Late by less than this, a chunk still starts where the previous one ended (no drift from
-# the scheduler's wake-up latency in real time); later than this, the speaker was idle.
-_LATENESS = 0.05
+from ._speaker import ClockSpeaker, PlayedChunk
 
 
 def read_wav(path: Path, audio_format: AudioFormat = PCM16_24K) -> bytes:
@@ -69,13 +65,6 @@ def write_wav(path: Path, audio: bytes, audio_format: AudioFormat = PCM16_24K) -
         writer.setsampwidth(2)
         writer.setframerate(audio_format.rate)
         writer.writeframes(audio)
-
-
-class _Current:
-    def __init__(self, item_id: str, started_at: float, audio: bytes) -> None:
-        self.item_id = item_id
-        self.started_at = started_at
-        self.audio = audio
 
 
 class WavChannel:
@@ -117,11 +106,7 @@ class WavChannel:
         )
         self._feed_scope = trio.CancelScope()
         self._received = bytearray()
-        self._played_ms: dict[str, float] = {}
-        self._current: _Current | None = None
-        self._free_at = -float("inf")
-        self.played: list[PlayedChunk] = []
-        self.interruptions = 0
+        self.speaker = ClockSpeaker(output_format, realtime=realtime)
         self.closed = False
 
     # -- microphone ------------------------------------------------------------------------------
@@ -176,39 +161,30 @@ class WavChannel:
         if self.closed:
             raise trio.ClosedResourceError("the channel is closed")
         self._received += audio
-        now = trio.current_time()
-        started = self._free_at if 0 <= now - self._free_at <= _LATENESS else now
-        current = self._current = _Current(item_id, started, audio)
-        self._free_at = started + self.output_format.duration_ms(len(audio)) / 1000
-        try:
-            if self.realtime:
-                await trio.sleep_until(self._free_at)
-            else:
-                await trio.lowlevel.checkpoint()
-        finally:
-            if self._current is current:
-                self._stop_current()
+        await self.speaker.play(audio, item_id=item_id)
 
     @property
     def speaker_free_at(self) -> float:
         """The trio time the speaker finishes what it was handed (``-inf`` before any)."""
-        return self._free_at
+        return self.speaker.free_at
 
     def played_ms(self, item_id: str) -> float:
-        played = self._played_ms.get(item_id, 0.0)
-        current = self._current
-        if current is not None and current.item_id == item_id:
-            played += self._elapsed_ms(current)
-        return played
+        return self.speaker.played_ms(item_id)
 
     def interrupt(self) -> None:
-        self.interruptions += 1
-        if self._current is not None:
-            self._stop_current()
-        self._free_at = trio.current_time()
+        self.speaker.interrupt()
 
     async def wait_drained(self) -> None:
         await trio.lowlevel.checkpoint()  # play() returns only once a chunk has played
+
+    @property
+    def played(self) -> list[PlayedChunk]:
+        """The chunks heard, in order (partial ones cut at interruptions)."""
+        return self.speaker.played
+
+    @property
+    def interruptions(self) -> int:
+        return self.speaker.interruptions
 
     async def aclose(self) -> None:
         """Stop the microphone and the speaker, and write the output files (once)."""
@@ -217,8 +193,7 @@ class WavChannel:
             return
         self.closed = True
         self._feed_scope.cancel()
-        if self._current is not None:
-            self._stop_current()
+        self.speaker.stop()
         self._mic_send.close()
         received, played = bytes(self._received), self.played_audio
         with trio.CancelScope(shield=True):
@@ -238,23 +213,7 @@ class WavChannel:
     @property
     def played_audio(self) -> bytes:
         """Everything the user heard, in order (``played_path``'s content)."""
-        return b"".join(chunk.audio for chunk in self.played)
-
-    def _elapsed_ms(self, current: _Current) -> float:
-        total = self.output_format.duration_ms(len(current.audio))
-        if not self.realtime:
-            return total
-        return max(0.0, min((trio.current_time() - current.started_at) * 1000, total))
-
-    def _stop_current(self) -> None:
-        current = self._current
-        assert current is not None
-        self._current = None
-        ms = self._elapsed_ms(current)
-        self._played_ms[current.item_id] = self._played_ms.get(current.item_id, 0.0) + ms
-        width = self.output_format.sample_width
-        nbytes = int(self.output_format.bytes_per_second * ms / 1000 + 1e-6) // width * width
-        self.played.append(PlayedChunk(current.item_id, current.started_at, current.audio[:nbytes]))
+        return self.speaker.played_audio
 
 
 __all__ = ["WavChannel", "read_wav", "write_wav"]
