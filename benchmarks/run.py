@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/run.py                 # the short default run (~5 min)
     .venv/bin/python benchmarks/run.py --full          # the sizes (~15 min)
-    .venv/bin/python benchmarks/run.py --workloads w1 --reps 5 --drivers kernl,openai-agents
+    .venv/bin/python benchmarks/run.py --workloads w1 --reps 5 --drivers kernl-sansio,openai-agents
 
 Each run starts a fresh load server (``benchmarks/load_server.py``) and one driver process
 (``benchmarks/drivers/``), prints one JSON line (the driver's and the server's measurements
@@ -31,13 +31,13 @@ DRIVERS: dict[str, tuple[str, list[str]]] = {
     "bare-trio-websocket": ("benchmarks.drivers.bare_trio_websocket", []),
     "bare-websockets": ("benchmarks.drivers.bare_websockets", []),
     "bare-sansio": ("benchmarks.drivers.bare_sansio", []),
-    "kernl": ("benchmarks.drivers.kernl", ["--transport", "trio-websocket"]),
+    "kernl-trio-websocket": ("benchmarks.drivers.kernl", ["--transport", "trio-websocket"]),
     "kernl-websockets": ("benchmarks.drivers.kernl", ["--transport", "websockets"]),
     "kernl-sansio": ("benchmarks.drivers.kernl", ["--transport", "sansio"]),
     "openai-agents": ("benchmarks.drivers.openai_agents", []),
 }
 BARE = ("bare-trio-websocket", "bare-websockets")  # the floor
-KERNL = ("kernl", "kernl-websockets", "kernl-sansio")
+KERNL = ("kernl-trio-websocket", "kernl-websockets", "kernl-sansio")
 PEER = "openai-agents"
 TOOLS = (*KERNL, PEER)  # W4 needs tools: the bare clients have none
 # Repetitions per workload: W2's percentiles are over its turns, W3's over every delta.
@@ -188,6 +188,7 @@ def metrics_w3(client: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]
     return {
         "sessions": client.get("sessions"),
         "connected": client.get("connected"),
+        "errors": client.get("errors") or None,
         "cpu_cores": client.get("cpu_cores"),
         "cpu_us_per_event": client.get("cpu_us_per_event"),
         # What K sessions need at 50 deltas + 50 appends per second each, from the CPU each

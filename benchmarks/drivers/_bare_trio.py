@@ -128,11 +128,15 @@ async def w3(open_ws: Open, url: str, sessions: int, duration: float) -> dict[st
             k += 1
 
     async def one(index: int) -> None:
+        try:
+            await stream(index)
+        except Exception as exc:
+            conc.failed(exc, sessions, everyone)
+
+    async def stream(index: int) -> None:
         async with open_ws(url) as (send, receive):
             await _created(receive)
-            conc.connected += 1
-            if conc.connected == sessions:
-                everyone.set()
+            conc.joined(sessions, everyone)
             await everyone.wait()
             await send(_RESPONSE_CREATE)
             async with trio.open_nursery() as nursery:

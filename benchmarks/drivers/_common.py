@@ -157,6 +157,22 @@ class Concurrency:
         self.cpu_last = 0
         self.appends = 0
         self.connected = 0
+        self.errors: dict[str, int] = {}
+
+    def joined(self, sessions: int, everyone: Any) -> None:
+        """One session is connected; ``everyone`` (a trio or asyncio Event) once all are in."""
+        self.connected += 1
+        self._check(sessions, everyone)
+
+    def failed(self, exc: BaseException, sessions: int, everyone: Any) -> None:
+        """A session failed (to connect, or later): counted by type, the others go on."""
+        name = type(exc).__name__
+        self.errors[name] = self.errors.get(name, 0) + 1
+        self._check(sessions, everyone)
+
+    def _check(self, sessions: int, everyone: Any) -> None:
+        if self.connected + sum(self.errors.values()) >= sessions and not everyone.is_set():
+            everyone.set()
 
     def delivered(self, audio: bytes) -> None:
         t = now_ns()
@@ -175,6 +191,7 @@ class Concurrency:
         return {
             "sessions": sessions,
             "connected": self.connected,
+            "errors": self.errors,
             "deltas": len(self.lags),
             "appends_sent": self.appends,
             "window_s": round(wall, 3),

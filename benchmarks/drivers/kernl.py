@@ -1,8 +1,8 @@
 """kernl_trio through its public API: ``open_session``, ``session.events()``, ``@tool``.
 
-``--transport trio-websocket`` uses the model's default connector; ``--transport websockets``
-passes ``connector=connect_websockets_trio`` to ``OpenAIRealtimeModel``, ``--transport sansio``
-``connector=connect_websockets_sansio`` (both from ``kernl_trio._websocket_ws``). The session has no
+Each transport is passed explicitly to ``OpenAIRealtimeModel`` (whatever its default is):
+``--transport trio-websocket`` gives ``connector=connect_trio_websocket``, ``websockets``
+``connect_websockets_trio``, ``sansio`` ``connect_websockets_sansio``. The session has no
 channel: the application reads audio from ``session.events()`` (the session assumes real-time
 playback to compute ``audio_end_ms``, as the peer does without a playback tracker).
 """
@@ -55,7 +55,9 @@ def make_model(url: str, transport: str) -> OpenAIRealtimeModel:
         )
     if transport != "trio-websocket":
         raise SystemExit(f"unknown transport {transport!r}")
-    return OpenAIRealtimeModel("gpt-realtime", base_url=url)
+    from kernl_trio._websocket import connect_trio_websocket
+
+    return OpenAIRealtimeModel("gpt-realtime", base_url=url, connector=connect_trio_websocket)
 
 
 AGENT = RealtimeAgent("bench", name="Bench", instructions="Benchmark agent.")
@@ -113,10 +115,14 @@ async def w3(model: OpenAIRealtimeModel, sessions: int) -> dict[str, Any]:
             k += 1
 
     async def one(index: int) -> None:
+        try:
+            await stream(index)
+        except Exception as exc:
+            conc.failed(exc, sessions, everyone)
+
+    async def stream(index: int) -> None:
         async with open_session(AGENT, model=model) as session, session.events() as events:
-            conc.connected += 1
-            if conc.connected == sessions:
-                everyone.set()
+            conc.joined(sessions, everyone)
             await everyone.wait()
             await session.create_response()
             async with trio.open_nursery() as nursery:
@@ -209,7 +215,7 @@ async def mem(model: OpenAIRealtimeModel, sessions: int) -> dict[str, Any]:
 
 def main() -> None:
     args = parse_args("kernl_trio driver")
-    name = "kernl" if args.transport == "trio-websocket" else f"kernl-{args.transport}"
+    name = f"kernl-{args.transport}"
 
     async def run() -> dict[str, Any]:
         model = make_model(args.url, args.transport)

@@ -104,11 +104,15 @@ async def w3(url: str, sessions: int) -> dict[str, Any]:
             k += 1
 
     async def one(index: int) -> None:
+        try:
+            await stream(index)
+        except Exception as exc:
+            conc.failed(exc, sessions, everyone)
+
+    async def stream(index: int) -> None:
         session = await open_peer(url, agent_without_tools())
         async with session:
-            conc.connected += 1
-            if conc.connected == sessions:
-                everyone.set()
+            conc.joined(sessions, everyone)
             await everyone.wait()
             await response_create(session)
             sender = asyncio.create_task(appends(session, index))
