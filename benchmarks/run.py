@@ -1,7 +1,7 @@
 """Run the session benchmarks (issue #6): load server and drivers in their own processes.
 
     .venv/bin/python benchmarks/run.py                 # the short default run (~5 min)
-    .venv/bin/python benchmarks/run.py --full          # the issue's sizes (~15 min)
+    .venv/bin/python benchmarks/run.py --full          # the issue's sizes (~17 min)
     .venv/bin/python benchmarks/run.py --workloads w1 --reps 5 --drivers kernl-sansio,openai-agents
 
 Each run starts a fresh load server (``benchmarks/load_server.py``) and one driver process
