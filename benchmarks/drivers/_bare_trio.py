@@ -11,7 +11,6 @@ from __future__ import annotations
 import binascii
 import gc
 import math
-import tracemalloc
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -28,7 +27,7 @@ from ._common import (
     emit,
     now_ns,
     parse_args,
-    rss_bytes,
+    per_session_memory,
     turn_of,
 )
 
@@ -191,19 +190,9 @@ async def _mem_phase(open_ws: Open, url: str, sessions: int, measure: Callable[[
 
 
 async def mem(open_ws: Open, url: str, sessions: int) -> dict[str, Any]:
-    rss = await _mem_phase(open_ws, url, sessions, rss_bytes)
-    tracemalloc.start()
-    try:
-        traced = await _mem_phase(
-            open_ws, url, sessions, lambda: tracemalloc.get_traced_memory()[0]
-        )
-    finally:
-        tracemalloc.stop()
-    return {
-        "sessions": sessions,
-        "rss_per_session_bytes": rss,
-        "tracemalloc_per_session_bytes": traced,
-    }
+    return await per_session_memory(
+        lambda measure: _mem_phase(open_ws, url, sessions, measure), sessions
+    )
 
 
 def main(name: str, open_ws: Open) -> None:

@@ -11,7 +11,9 @@ import os
 import re
 import sys
 import time
+import tracemalloc
 from array import array
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 now_ns = time.monotonic_ns
@@ -53,6 +55,24 @@ def turn_of(response_id: str | None) -> int | None:
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * _PAGE
+
+
+async def per_session_memory(
+    phase: Callable[[Callable[[], int]], Awaitable[int]], sessions: int
+) -> dict[str, Any]:
+    """Bytes per idle session: ``phase(measure)`` opens the sessions and returns the growth
+    per session of ``measure``; it runs once on RSS and once under tracemalloc."""
+    rss = await phase(rss_bytes)
+    tracemalloc.start()
+    try:
+        traced = await phase(lambda: tracemalloc.get_traced_memory()[0])
+    finally:
+        tracemalloc.stop()
+    return {
+        "sessions": sessions,
+        "rss_per_session_bytes": rss,
+        "tracemalloc_per_session_bytes": traced,
+    }
 
 
 def summary_ms(values_ns: array[int] | list[int]) -> dict[str, float | int | None]:

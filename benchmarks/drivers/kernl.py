@@ -10,7 +10,6 @@ playback to compute ``audio_end_ms``, as the peer does without a playback tracke
 from __future__ import annotations
 
 import gc
-import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +36,7 @@ from ._common import (
     emit,
     now_ns,
     parse_args,
-    rss_bytes,
+    per_session_memory,
     turn_of,
 )
 
@@ -200,17 +199,7 @@ async def _mem_phase(model: OpenAIRealtimeModel, sessions: int, measure: Callabl
 
 
 async def mem(model: OpenAIRealtimeModel, sessions: int) -> dict[str, Any]:
-    rss = await _mem_phase(model, sessions, rss_bytes)
-    tracemalloc.start()
-    try:
-        traced = await _mem_phase(model, sessions, lambda: tracemalloc.get_traced_memory()[0])
-    finally:
-        tracemalloc.stop()
-    return {
-        "sessions": sessions,
-        "rss_per_session_bytes": rss,
-        "tracemalloc_per_session_bytes": traced,
-    }
+    return await per_session_memory(lambda measure: _mem_phase(model, sessions, measure), sessions)
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import gc
 import os
-import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +27,7 @@ from ._common import (
     emit,
     now_ns,
     parse_args,
-    rss_bytes,
+    per_session_memory,
     turn_of,
 )
 
@@ -183,17 +182,7 @@ async def _mem_phase(url: str, sessions: int, measure: Callable[[], int]) -> int
 
 
 async def mem(url: str, sessions: int) -> dict[str, Any]:
-    rss = await _mem_phase(url, sessions, rss_bytes)
-    tracemalloc.start()
-    try:
-        traced = await _mem_phase(url, sessions, lambda: tracemalloc.get_traced_memory()[0])
-    finally:
-        tracemalloc.stop()
-    return {
-        "sessions": sessions,
-        "rss_per_session_bytes": rss,
-        "tracemalloc_per_session_bytes": traced,
-    }
+    return await per_session_memory(lambda measure: _mem_phase(url, sessions, measure), sessions)
 
 
 def main() -> None:
