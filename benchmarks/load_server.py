@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -37,6 +38,8 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from kernl_trio.testing.server import DEFAULT_SESSION
 
 try:
     import orjson
@@ -66,39 +69,11 @@ now_ns = time.monotonic_ns
 
 
 def _session_object(interrupt_response: bool) -> dict[str, Any]:
-    fmt = {"type": "audio/pcm", "rate": 24000}
-    return {
-        "type": "realtime",
-        "object": "realtime.session",
-        "id": "sess_bench",
-        "model": "gpt-realtime",
-        "output_modalities": ["audio"],
-        "instructions": "",
-        "tools": [],
-        "tool_choice": "auto",
-        "max_output_tokens": "inf",
-        "tracing": None,
-        "prompt": None,
-        "expires_at": 0,
-        "audio": {
-            "input": {
-                "format": fmt,
-                "transcription": None,
-                "noise_reduction": None,
-                "turn_detection": {
-                    "type": "server_vad",
-                    "threshold": 0.5,
-                    "prefix_padding_ms": 300,
-                    "silence_duration_ms": 200,
-                    "idle_timeout_ms": None,
-                    "create_response": True,
-                    "interrupt_response": interrupt_response,
-                },
-            },
-            "output": {"format": fmt, "voice": "marin", "speed": 1},
-        },
-        "include": None,
-    }
+    # the same default session as the test harness's scripted server
+    session = copy.deepcopy(DEFAULT_SESSION)
+    session["id"] = "sess_bench"
+    session["audio"]["input"]["turn_detection"]["interrupt_response"] = interrupt_response
+    return session
 
 
 def _frame_header(length: int, opcode: int = 0x1) -> bytes:
