@@ -141,12 +141,7 @@ class OpenAIRealtimeConnection:
         try:
             frame = await self._ws.receive()
         except WebSocketClosed as closed:
-            if not self._closing and self._close_error is None:
-                self._close_error = ConnectionLost(
-                    f"the server closed the connection (code {closed.code})",
-                    code=closed.code,
-                    reason=closed.reason,
-                )
+            self._record_loss(closed, f"the server closed the connection (code {closed.code})")
             self._ended = True
             if self._status is not TransportStatus.CLOSED:
                 self._set_status(
@@ -171,10 +166,7 @@ class OpenAIRealtimeConnection:
             async for frame in self._out_rx:
                 await self._ws.send(frame)
         except WebSocketClosed as closed:
-            if not self._closing and self._close_error is None:
-                self._close_error = ConnectionLost(
-                    "the connection dropped while sending", code=closed.code, reason=closed.reason
-                )
+            self._record_loss(closed, "the connection dropped while sending")
         finally:
             self._writer_done.set()
 
@@ -189,6 +181,11 @@ class OpenAIRealtimeConnection:
                 self._out_tx.send_nowait(frame)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise ConnectionClosed("the connection is closed") from None
+
+    def _record_loss(self, closed: WebSocketClosed, message: str) -> None:
+        """Remember the first unrequested close as the reason the connection ended."""
+        if not self._closing and self._close_error is None:
+            self._close_error = ConnectionLost(message, code=closed.code, reason=closed.reason)
 
     def _observe(self, event: ConnectionEvent) -> None:
         if isinstance(event, SessionCreated):
