@@ -19,8 +19,7 @@ def bytes_for_ms(fmt: AudioFormat, ms: float) -> int:
     """Bytes of ``ms`` milliseconds of ``fmt``, rounded to the nearest whole sample."""
     if ms < 0:
         raise ValueError(f"negative duration: {ms} ms")
-    width = 2 if fmt.encoding is AudioEncoding.PCM16 else 1
-    return round(ms * fmt.rate / 1000) * width
+    return round(ms * fmt.rate / 1000) * fmt.sample_width
 
 
 def silence(fmt: AudioFormat, ms: float) -> bytes:

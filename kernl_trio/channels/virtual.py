@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import trio
 
+from ..audio import bytes_for_ms
 from ..model import ChannelAudio, ChannelCommit, ChannelInput, ChannelInterrupt
 from ..protocol import PCM16_24K, AudioFormat
 from ._speaker import ClockSpeaker, PlayedChunk
@@ -80,9 +81,7 @@ class VirtualChannel:
 
     async def say(self, audio: bytes, *, chunk_ms: int = 20, paced: bool = True) -> None:
         """Send ``audio`` from the microphone in ``chunk_ms`` chunks, in real (trio) time."""
-        step = max(1, int(self.input_format.bytes_per_second * chunk_ms / 1000))
-        width = self.input_format.sample_width
-        step -= step % width
+        step = max(self.input_format.sample_width, bytes_for_ms(self.input_format, chunk_ms))
         for offset in range(0, len(audio), step):
             chunk = audio[offset : offset + step]
             await self._mic_send.send(ChannelAudio(chunk))

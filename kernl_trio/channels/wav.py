@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 import trio
 
-from ..audio import Transcoder, silence
+from ..audio import Transcoder, bytes_for_ms, silence
 from ..model import ChannelAudio, ChannelInput
 from ..protocol import PCM16_24K, AudioEncoding, AudioFormat
 from ._speaker import ClockSpeaker, PlayedChunk
@@ -126,7 +126,7 @@ class WavChannel:
         once the whole file is out. Returns when the channel closes (or, with
         ``after_input="end"``, after the file).
         """
-        step = self.input_format.sample_width * round(self.input_format.rate * self.chunk_ms / 1000)
+        step = bytes_for_ms(self.input_format, self.chunk_ms)
         with self._feed_scope:
             try:
                 start = trio.current_time()
