@@ -2,14 +2,19 @@
 
 Reading has no task of its own: whoever iterates ``events`` (the session's router) reads and
 decodes frames directly, which saves a task switch per frame. That consumer never blocks on
-anything else, so the socket keeps draining. The writer is a task, the only one that writes
-frames, so a cancelled caller can never cut a frame in half.
+anything else, so the socket keeps draining.
+
+Writing: frames go out in the order they were queued, one writer at a time. ``await send()``
+writes from the caller's task when nobody else is writing (no task switch per frame); frames
+queued meanwhile, and frames queued synchronously (``send_nowait``, used by the interrupt
+path), are written by whoever is writing, or by the writer task. A write is shielded, so a
+cancelled caller never cuts a frame in half, and bounded by ``SEND_STALL_TIMEOUT``: a server
+that stops reading for that long ends the connection with ``ConnectionLost``.
 """
 
 from __future__ import annotations
 
 import collections
-import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -32,6 +37,7 @@ from ...protocol import (
 from .codec import OpenAICodec
 
 CLOSE_TIMEOUT = 5.0
+SEND_STALL_TIMEOUT = 10.0
 
 
 class OpenAIRealtimeConnection:
@@ -50,8 +56,12 @@ class OpenAIRealtimeConnection:
         # Status changes wait here until the reader hands them out, in order, before frames.
         self._pending: collections.deque[ConnectionEvent] = collections.deque()
         self._ended = False
-        # Outgoing frames never block a caller on the network for long, and order is kept.
-        self._out_tx, self._out_rx = trio.open_memory_channel[str](math.inf)
+        # Frames not yet written, in order; `_writing` while some task is writing them.
+        self._outbox: collections.deque[str] = collections.deque()
+        self._writing = False
+        self._out_closed = False
+        self._broken = False
+        self._writer_wakeup = trio.lowlevel.ParkingLot()
         self._writer_done = trio.Event()
 
     # -- the RealtimeConnection interface ------------------------------------------------
@@ -93,13 +103,12 @@ class OpenAIRealtimeConnection:
 
     async def send(self, event: ClientEvent) -> None:
         if self._muted and isinstance(event, AudioInputAppend):
+            await trio.lowlevel.checkpoint()
             return
-        self._queue(self._codec.encode_frames(event))
-        await trio.lowlevel.checkpoint()
+        await self._send_frames(self._codec.encode_frames(event))
 
     async def send_raw(self, message: dict[str, Any]) -> None:
-        self._queue([orjson.dumps(message).decode()])
-        await trio.lowlevel.checkpoint()
+        await self._send_frames([orjson.dumps(message).decode()])
 
     def send_nowait(self, event: ClientEvent) -> None:
         """Queue ``event`` without a checkpoint (used by the interrupt path)."""
@@ -123,10 +132,13 @@ class OpenAIRealtimeConnection:
             return
         self._closing = True
         self._set_status(TransportStatus.DISCONNECTING)
-        self._out_tx.close()
-        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
-            await self._writer_done.wait()
-            await self._ws.aclose(1000, "client closed")
+        self._out_closed = True
+        self._writer_wakeup.unpark_all()
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(CLOSE_TIMEOUT):
+                await self._writer_done.wait()
+            with trio.move_on_after(CLOSE_TIMEOUT):
+                await self._ws.aclose(1000, "client closed")
         self._set_status(TransportStatus.CLOSED)
 
     # -- reading ----------------------------------------------------------------------------
@@ -162,25 +174,75 @@ class OpenAIRealtimeConnection:
 
     # -- writing ------------------------------------------------------------------------------
     async def write_loop(self) -> None:
+        """Write what synchronous callers queued, when no caller is writing already."""
         try:
-            async for frame in self._out_rx:
-                await self._ws.send(frame)
-        except WebSocketClosed as closed:
-            self._record_loss(closed, "the connection dropped while sending")
+            while not (self._out_closed and not self._outbox and not self._writing):
+                if self._outbox and not self._writing and not self._broken:
+                    await self._write_outbox()
+                else:
+                    await self._writer_wakeup.park()
         finally:
             self._writer_done.set()
 
     def statistics(self) -> dict[str, int]:
-        """Frames queued for the writer and not yet on the wire."""
-        return {"frames_queued": self._out_rx.statistics().current_buffer_used}
+        """Frames queued and not yet on the wire."""
+        return {"frames_queued": len(self._outbox)}
 
     # -- internals --------------------------------------------------------------------------
     def _queue(self, frames: list[str]) -> None:
+        if self._out_closed or self._broken:
+            raise self._unwritable()
+        self._outbox.extend(frames)
+        if not self._writing:
+            self._writer_wakeup.unpark_all()
+
+    async def _send_frames(self, frames: list[str]) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._out_closed or self._broken:
+            raise self._unwritable()
+        self._outbox.extend(frames)
+        if self._writing:  # the task writing now writes these too, in order
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        await self._write_outbox()
+        if self._broken:
+            raise self._unwritable()
+
+    def _unwritable(self) -> BaseException:
+        if self._broken and self._close_error is not None:
+            return self._close_error
+        return ConnectionClosed("the connection is closed")
+
+    async def _write_outbox(self) -> None:
+        """Write every queued frame, in order; only one task at a time gets here."""
+        self._writing = True
         try:
-            for frame in frames:
-                self._out_tx.send_nowait(frame)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            raise ConnectionClosed("the connection is closed") from None
+            # Shielded so a cancelled caller never leaves half a frame on the wire; bounded
+            # so a server that stops reading cannot hold the caller forever.
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(SEND_STALL_TIMEOUT) as stall:
+                    outbox, send = self._outbox, self._ws.send
+                    while outbox:
+                        await send(outbox[0])
+                        outbox.popleft()
+                if stall.cancelled_caught:
+                    lost = f"the server read nothing for {SEND_STALL_TIMEOUT:g} s"
+                    self._fail_writing(ConnectionLost(lost))
+                    with trio.move_on_after(CLOSE_TIMEOUT):
+                        await self._ws.aclose(1011, "send stalled")
+        except WebSocketClosed as closed:
+            self._record_loss(closed, "the connection dropped while sending")
+            self._fail_writing(None)
+        finally:
+            self._writing = False
+            if self._out_closed or self._outbox:
+                self._writer_wakeup.unpark_all()
+
+    def _fail_writing(self, error: BaseException | None) -> None:
+        self._broken = True
+        self._outbox.clear()
+        if error is not None and not self._closing and self._close_error is None:
+            self._close_error = error
 
     def _record_loss(self, closed: WebSocketClosed, message: str) -> None:
         """Remember the first unrequested close as the reason the connection ended."""
