@@ -20,6 +20,8 @@ import trio_websocket
 from ._errors import collapse
 from .errors import HandshakeFailed
 
+CLOSE_TIMEOUT = 5.0
+
 
 @attrs.frozen
 class WebSocketClosed(Exception):
@@ -49,6 +51,7 @@ WebSocketConnector = Callable[
 @attrs.define
 class _TrioWebSocket:
     _ws: trio_websocket.WebSocketConnection
+    _stream: trio.abc.Stream | None = None  # forced closed if the close handshake stalls
 
     async def send(self, message: str) -> None:
         try:
@@ -63,7 +66,13 @@ class _TrioWebSocket:
             raise _closed(exc) from None
 
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
-        await self._ws.aclose(code, reason)
+        try:
+            with trio.move_on_after(CLOSE_TIMEOUT):
+                await self._ws.aclose(code, reason)
+        finally:
+            # A peer that never answers (or never reads) must not keep the socket open.
+            if self._stream is not None:
+                await trio.aclose_forcefully(self._stream)
 
 
 @asynccontextmanager
@@ -73,7 +82,7 @@ async def connect_trio_websocket(
     max_message_size: int,
     connect_timeout: float,
 ) -> AsyncIterator[WebSocket]:
-    """The default connector, on trio-websocket.
+    """A connector on trio-websocket.
 
     It owns the TCP (or TLS) stream itself so the socket is closed on every path, including
     a peer that vanishes without a close handshake.
@@ -108,9 +117,9 @@ async def connect_trio_websocket(
             except (trio_websocket.HandshakeError, OSError, trio.TooSlowError) as exc:
                 raise _handshake_failed(url, exc) from None
             try:
-                yield _TrioWebSocket(ws)
+                yield _TrioWebSocket(ws, stream)
             finally:
-                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
                     await ws.aclose()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:

@@ -1,4 +1,4 @@
-"""A :data:`~kernl_trio._websocket.WebSocketConnector` on the ``websockets`` library's trio client.
+"""Two :data:`~kernl_trio._websocket.WebSocketConnector` s on the ``websockets`` library.
 
 ``websockets`` (>= 17) ships a trio implementation (``websockets.trio.client.connect``) whose
 frame parsing costs less than half of what trio-websocket's (wsproto + h11) does per message;
@@ -24,9 +24,13 @@ Choices, all measured or matching the trio-websocket connector:
 :func:`connect_websockets_sansio` is a second connector on the same library's sans-I/O
 ``ClientProtocol``, driven by the tasks that call it instead of a background task of its own:
 the reader task parses frames as it reads the socket, and every message already read is
-returned without a checkpoint. That saves about 4 µs per message over the trio client (see
-docs/performance.md). It sends no keepalive pings (trio-websocket sends none either) and
-answers the server's pings while something is receiving, which a connection always is.
+returned without a checkpoint; a free lock is taken without one either. It is the default
+(the fastest client measured, docs/performance.md). It answers the server's pings while
+something is receiving, which a connection always is. Keepalive needs no task of its own:
+when the peer has been silent for ``PING_INTERVAL`` the reader pings it, and when nothing
+at all arrives within ``PING_TIMEOUT`` after that, the stream is closed and ``receive``
+raises :class:`~kernl_trio._websocket.WebSocketClosed` (1006). Writes are shielded (a
+cancelled writer never leaves half a frame) and bounded by ``SEND_STALL_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ from .errors import HandshakeFailed
 __all__ = ["connect_websockets_sansio", "connect_websockets_trio"]
 
 CLOSE_TIMEOUT = 5.0
+SEND_STALL_TIMEOUT = 10.0
+PING_INTERVAL = 20.0  # sans-I/O: silence from the peer this long -> ping it
+PING_TIMEOUT = 20.0  # ... and nothing this long after the ping -> the connection is dead
 MAX_QUEUE = 64
 _ABNORMAL_CLOSURE = 1006
 RECEIVE_BYTES = 65536
@@ -143,6 +150,8 @@ class _SansIOWebSocket:
         self._ended = False  # a close frame or the end of the stream arrived
         self._broken = False  # writing failed
         self._stream_closed = False
+        self._silence_limit = PING_INTERVAL
+        self._ping_outstanding = False
 
     # -- the WebSocket interface ---------------------------------------------------------
     async def send(self, message: str) -> None:
@@ -158,28 +167,49 @@ class _SansIOWebSocket:
         while not messages:  # messages already parsed are returned without a checkpoint
             if self._ended or self._stream_closed:
                 raise self._closed()
-            async with self._receive_lock:
+            lock = self._receive_lock
+            await _acquire(lock)
+            try:
                 if not messages and not self._ended:
-                    await self._read()
+                    with trio.move_on_after(self._silence_limit) as silence:
+                        await self._read()
+                    if silence.cancelled_caught:
+                        await self._keepalive()
+            finally:
+                lock.release()
         return messages.popleft()
 
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
         """Send a close frame, wait (at most CLOSE_TIMEOUT) for the peer's, close the stream."""
         if self._stream_closed:
             return
-        if self._protocol.state is State.OPEN and not self._broken:
-            self._protocol.send_close(code, reason or "")
-            await self._flush()
-        with trio.move_on_after(CLOSE_TIMEOUT):
-            while not self._ended and not self._broken:
-                # If the reader task is receiving, it sees the close frame and this waits
-                # for the lock; otherwise this reads (and drops) what comes until it.
-                async with self._receive_lock:
-                    if not self._ended:
-                        await self._read()
-        await self._close_stream()
+        try:
+            # Bounded as a whole: a peer that stops reading cannot hold the close either.
+            with trio.move_on_after(CLOSE_TIMEOUT):
+                if self._protocol.state is State.OPEN and not self._broken:
+                    self._protocol.send_close(code, reason or "")
+                    await self._flush()
+                while not self._ended and not self._broken:
+                    # If the reader task is receiving, it sees the close frame and this waits
+                    # for the lock; otherwise this reads (and drops) what comes until it.
+                    async with self._receive_lock:
+                        if not self._ended:
+                            await self._read()
+        finally:
+            await self._close_stream()
 
     # -- internals ----------------------------------------------------------------------------
+    async def _keepalive(self) -> None:
+        """The peer was silent for ``_silence_limit``: ping it, or give up on it."""
+        if self._ping_outstanding:  # not even a pong: the peer or the network is gone
+            self._ended = True
+            await self._close_stream()
+            return
+        self._ping_outstanding = True
+        self._silence_limit = PING_TIMEOUT
+        self._protocol.send_ping(b"kernl")
+        await self._flush()
+
     async def _read(self) -> None:
         protocol = self._protocol
         try:
@@ -188,19 +218,28 @@ class _SansIOWebSocket:
             data = b""
         if data:
             protocol.receive_data(data)
+            if self._ping_outstanding:  # anything at all shows the peer is alive
+                self._ping_outstanding = False
+                self._silence_limit = PING_INTERVAL
         else:
             protocol.receive_eof()
             self._ended = True
-        self._absorb(protocol.events_received())
+        answer = self._absorb(protocol.events_received())
+        if answer or not data or protocol.state is not State.OPEN:
+            await self._flush()  # a pong, a close frame (ours or a reply) or an EOF is queued
         if protocol.close_rcvd is not None or protocol.state is State.CLOSED:
             self._ended = True
-        await self._flush()
 
-    def _absorb(self, events: Sequence[object]) -> None:
+    def _absorb(self, events: Sequence[object]) -> bool:
+        """Queue the messages in ``events``; True if a control frame needs an answer."""
+        answer = False
         for event in events:
             if not isinstance(event, Frame):
                 continue
             opcode, data = event.opcode, event.data
+            if opcode is Opcode.PING or opcode is Opcode.CLOSE:
+                answer = True  # the protocol has queued the pong / the close reply
+                continue
             if data.__class__ is not bytes:  # the parser gives bytes; the type allows views
                 data = bytes(data)
             if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
@@ -213,21 +252,33 @@ class _SansIOWebSocket:
                 if event.fin:
                     self._messages.append(b"".join(self._fragments))
                     self._fragments = None
-            # PING and CLOSE: the protocol has queued the pong / the close reply.
+        return answer
 
     async def _flush(self) -> None:
-        writes = self._protocol.data_to_send()
-        if not writes or self._stream_closed:
+        if self._stream_closed:
             return
-        async with self._send_lock:
-            try:
-                for data in writes:
-                    if data:
-                        await self._stream.send_all(data)
-                    elif isinstance(self._stream, trio.SocketStream):
-                        await self._stream.send_eof()  # the protocol asks for a half-close
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._broken = True
+        # Bytes leave the protocol only once the lock is held, so a caller cancelled while
+        # waiting for it leaves them for the next writer instead of losing them.
+        await _acquire(self._send_lock)
+        try:
+            writes = self._protocol.data_to_send()
+            # Shielded: the protocol has already framed these bytes, so a cancelled write
+            # would leave half a frame on the wire. Bounded: a peer that stops reading for
+            # SEND_STALL_TIMEOUT breaks the connection instead of holding the writer.
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(SEND_STALL_TIMEOUT) as stall:
+                    for data in writes:
+                        if data:
+                            await self._stream.send_all(data)
+                        elif isinstance(self._stream, trio.SocketStream):
+                            await self._stream.send_eof()  # the protocol asks for a half-close
+                if stall.cancelled_caught:
+                    self._broken = True
+                    await self._close_stream()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._broken = True
+        finally:
+            self._send_lock.release()
 
     async def _close_stream(self) -> None:
         if not self._stream_closed:
@@ -239,6 +290,15 @@ class _SansIOWebSocket:
         if received is None:
             return WebSocketClosed(_ABNORMAL_CLOSURE, None)
         return WebSocketClosed(received.code, received.reason or None)
+
+
+async def _acquire(lock: trio.Lock) -> None:
+    """Take ``lock``; a free one without a checkpoint (the socket I/O under it has its own),
+    which saves a trip through the scheduler per read and per write."""
+    try:
+        lock.acquire_nowait()
+    except trio.WouldBlock:
+        await lock.acquire()
 
 
 async def _open_sansio(
