@@ -391,13 +391,18 @@ class RealtimeSession:
         elif isinstance(event, SessionUpdated):
             self._server_config = self._server_config.merged(event.session.config)
             self._sync_assumed_format()
+        elif isinstance(event, SpeechStarted) and self._interrupt("server"):
+            # The interruption's events went out first: a consumer stops its speaker on
+            # ResponseInterrupted one event sooner. Then the router yields, so subscribers,
+            # the writer and the cancelled turn run before it reads the response's late audio.
+            self._events.publish(event)
+            await trio.lowlevel.checkpoint()
+            return
         self._events.publish(event)
         if isinstance(event, ResponseDone):
             self._on_response_done(event)
         elif isinstance(event, ToolCall):
             self._on_tool_call(event)
-        elif isinstance(event, SpeechStarted):
-            self._interrupt("server")
 
     def _on_audio(self, delta: AudioOutputDelta) -> None:
         if delta.response_id in self._cancelled_responses:
@@ -525,45 +530,26 @@ class RealtimeSession:
         self._settle_turn(turn)
 
     # -- interruption ------------------------------------------------------------------------------
-    def _interrupt(self, source: str) -> None:
-        """Everything an interruption does, in one scheduler pass (no checkpoint inside)."""
+    def _interrupt(self, source: str) -> bool:
+        """Everything an interruption does, in one scheduler pass (no checkpoint inside).
+
+        Returns False when there was nothing to interrupt.
+        """
         turn = self._turn
         if turn is None or turn.done.is_set():
-            return
+            return False
         conn = self._connection()
         self._turn = None
         self._interruptions += 1
         turn.interrupted = True
-        # 1. playback stops at the current chunk, queued audio is discarded, channel flushed
+        # What was heard, and what to cancel, before anything stops.
         played = {item: self.channel.played_ms(item) for item in turn.items}
-        turn.scope.cancel()
-        self.channel.interrupt()
-        # 2. pending calls are cancelled and answered; none will start a response
-        cancelled: list[Call] = []
-        for call in turn.unsettled_calls():
-            if call.cancel_on_interrupt:
-                call.settled = True
-                cancelled.append(call)
-        if turn.awaiting_followup:
-            self._cancel_next_response = True
-        # 3. the model is told: cancel (unless the server does it itself), then truncate
-        outgoing: list[ClientEvent] = []
+        cancelled = [c for c in turn.unsettled_calls() if c.cancel_on_interrupt]
         active = self._active_response
         response_active = active is not None and active in turn.active_responses
-        if response_active and not (source == "server" and self._server_cancels_on_speech()):
-            outgoing.append(ResponseCancel(response_id=active))
-        self._cancelled_responses.update(turn.responses)
         point = turn.truncation_point(played, self.output_format, response_active)
-        if point is not None:
-            item, heard = point
-            outgoing.append(ItemTruncate(item.item_id, heard, content_index=item.content_index))
-        for call in cancelled:
-            outgoing.append(ToolResult(call.call_id, CANCELLED_OUTPUT, error=True))
-        for event in outgoing:
-            conn.send_nowait(event)
-        # 4. subscribers learn it once (publishing never waits)
-        for call in cancelled:
-            self._events.publish(ToolCancelled(call.call_id, call.name, call.response_id))
+        # Subscribers learn it once (publishing never waits), first, so the application is
+        # the first task the scheduler wakes.
         self._events.publish(
             ResponseInterrupted(
                 response_id=turn.responses[-1] if turn.responses else None,
@@ -573,6 +559,29 @@ class RealtimeSession:
                 source=source,
             )
         )
+        # 1. playback stops at the current chunk, queued audio is discarded, channel flushed
+        turn.scope.cancel()
+        self.channel.interrupt()
+        # 2. pending calls are cancelled and answered; none will start a response
+        for call in cancelled:
+            call.settled = True
+        if turn.awaiting_followup:
+            self._cancel_next_response = True
+        # 3. the model is told: cancel (unless the server does it itself), then truncate
+        outgoing: list[ClientEvent] = []
+        if response_active and not (source == "server" and self._server_cancels_on_speech()):
+            outgoing.append(ResponseCancel(response_id=active))
+        self._cancelled_responses.update(turn.responses)
+        if point is not None:
+            item, heard = point
+            outgoing.append(ItemTruncate(item.item_id, heard, content_index=item.content_index))
+        for call in cancelled:
+            outgoing.append(ToolResult(call.call_id, CANCELLED_OUTPUT, error=True))
+        for event in outgoing:
+            conn.send_nowait(event)
+        for call in cancelled:
+            self._events.publish(ToolCancelled(call.call_id, call.name, call.response_id))
+        return True
 
     def _server_cancels_on_speech(self) -> bool:
         detection = self._server_config.turn_detection

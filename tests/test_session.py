@@ -21,6 +21,7 @@ from kernl_trio.protocol import (
     ServerVAD,
     SessionConfig,
     SessionError,
+    SpeechStarted,
     ToolCall,
     ToolCancelled,
 )
@@ -128,9 +129,12 @@ async def test_barge_in_truncates_at_exactly_what_was_heard(
             for _ in range(3):
                 await conn.send(_late_delta(first.response_id, first.item_id, 20))
             interruptions = []
+            order = []
             late_seen = 0
             with trio.move_on_after(2):
                 async for event in stream:
+                    if isinstance(event, ResponseInterrupted | SpeechStarted):
+                        order.append(type(event))
                     if isinstance(event, ResponseInterrupted):
                         interruptions.append((event, trio.current_time()))
                     elif interruptions and isinstance(event, AudioOutputDelta):
@@ -144,6 +148,7 @@ async def test_barge_in_truncates_at_exactly_what_was_heard(
         "audio_end_ms": 1500,
     }
     [(event, at)] = interruptions
+    assert order == [ResponseInterrupted, SpeechStarted]  # the interruption first
     assert at == pytest.approx(t0 + 1.5)
     assert event.played_ms == 1500
     assert event.item_id == first.item_id
@@ -248,11 +253,16 @@ async def test_interrupt_cancels_pending_tool_at_once(
             else:
                 await (await server.connection()).speech_started()
             events = await _collect_until(stream, ResponseInterrupted)
+            interrupted = events[-1]
+            assert isinstance(interrupted, ResponseInterrupted)
+            # the interruption comes first, then one ToolCancelled per cancelled call
+            assert await stream.receive() == ToolCancelled(
+                "call_slow", "slow", interrupted.response_id
+            )
             await trio.sleep(15)  # long enough for the tool to have finished, had it run
     assert log == [("start", t_call), ("finally", t_interrupt)]
-    cancelled = [e for e in events if isinstance(e, ToolCancelled)]
-    assert [c.call_id for c in cancelled] == ["call_slow"]
-    assert events[-1].cancelled_call_ids == ("call_slow",)  # type: ignore[union-attr]
+    assert not any(isinstance(e, ToolCancelled) for e in events)
+    assert interrupted.cancelled_call_ids == ("call_slow",)
     conn = server.connections[0]
     outputs = conn.of_type("conversation.item.create")[1:]
     assert len(outputs) == 1
