@@ -14,7 +14,7 @@ import trio
 
 from ..._errors import collapse
 from ..._websocket import WebSocketConnector
-from ..._websocket_ws import connect_websockets_trio
+from ..._websocket_ws import connect_websockets_sansio
 from ...errors import ConfigurationError, HandshakeFailed
 from ...model import ConnectOptions
 from ...protocol import ClientCredential, EphemeralToken
@@ -30,10 +30,11 @@ class OpenAIRealtimeModel:
     (default ``wss://api.openai.com/v1/realtime``); ``ws://127.0.0.1:PORT`` reaches a local
     server such as :mod:`kernl_trio.testing`'s, which needs no key.
 
-    ``connector`` picks the WebSocket client: the default is ``websockets``' trio client
-    (the fastest library client measured, docs/performance.md);
-    ``kernl_trio._websocket.connect_trio_websocket`` (trio-websocket) and
-    ``kernl_trio._websocket_ws.connect_websockets_sansio`` remain supported.
+    ``connector`` picks the WebSocket client: the default is ``websockets``' sans-I/O
+    protocol driven by the connection's own tasks (the fastest client measured,
+    docs/performance.md); ``kernl_trio._websocket_ws.connect_websockets_trio`` (the
+    ``websockets`` trio client) and ``kernl_trio._websocket.connect_trio_websocket``
+    (trio-websocket) remain supported.
     """
 
     provider = "openai"
@@ -45,7 +46,7 @@ class OpenAIRealtimeModel:
         *,
         api_key: str | None = None,
         base_url: str | None = None,
-        connector: WebSocketConnector = connect_websockets_trio,
+        connector: WebSocketConnector = connect_websockets_sansio,
     ) -> None:
         self._model_id = model_id
         self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
