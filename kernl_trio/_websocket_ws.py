@@ -152,6 +152,7 @@ class _SansIOWebSocket:
         self._stream_closed = False
         self._silence_limit = PING_INTERVAL
         self._ping_outstanding = False
+        self._failure: str | None = None  # why the client gave up on the peer, if it did
 
     # -- the WebSocket interface ---------------------------------------------------------
     async def send(self, message: str) -> None:
@@ -202,6 +203,7 @@ class _SansIOWebSocket:
     async def _keepalive(self) -> None:
         """The peer was silent for ``_silence_limit``: ping it, or give up on it."""
         if self._ping_outstanding:  # not even a pong: the peer or the network is gone
+            self._failure = f"nothing from the peer for {PING_INTERVAL + PING_TIMEOUT:g} s"
             self._ended = True
             await self._close_stream()
             return
@@ -273,6 +275,7 @@ class _SansIOWebSocket:
                         elif isinstance(self._stream, trio.SocketStream):
                             await self._stream.send_eof()  # the protocol asks for a half-close
                 if stall.cancelled_caught:
+                    self._failure = f"the peer read nothing for {SEND_STALL_TIMEOUT:g} s"
                     self._broken = True
                     await self._close_stream()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -288,7 +291,7 @@ class _SansIOWebSocket:
     def _closed(self) -> WebSocketClosed:
         received = self._protocol.close_rcvd
         if received is None:
-            return WebSocketClosed(_ABNORMAL_CLOSURE, None)
+            return WebSocketClosed(_ABNORMAL_CLOSURE, self._failure)
         return WebSocketClosed(received.code, received.reason or None)
 
 

@@ -153,7 +153,10 @@ class OpenAIRealtimeConnection:
         try:
             frame = await self._ws.receive()
         except WebSocketClosed as closed:
-            self._record_loss(closed, f"the server closed the connection (code {closed.code})")
+            if closed.code == 1006 and closed.reason:  # no close frame; the client gave up
+                self._record_loss(closed, f"the connection was lost: {closed.reason}")
+            else:
+                self._record_loss(closed, f"the server closed the connection (code {closed.code})")
             self._ended = True
             if self._status is not TransportStatus.CLOSED:
                 self._set_status(

@@ -1,0 +1,125 @@
+"""A server that goes silent, or stops reading, ends the session with ConnectionLost.
+
+The peer here is a real WebSocket server on 127.0.0.1 (websockets' sans-I/O server protocol
+over a trio TCP stream) that answers the opening handshake and ``session.created``, then
+misbehaves; the client is the default connector. Time is trio's mock clock.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import orjson
+import pytest
+import trio
+import trio.testing
+from websockets.frames import Frame, Opcode
+from websockets.server import ServerProtocol
+
+from kernl_trio import ConnectionLost, RealtimeAgent, open_session
+from kernl_trio._websocket_ws import PING_INTERVAL, PING_TIMEOUT, SEND_STALL_TIMEOUT
+from kernl_trio.protocol import ResponseDone
+from kernl_trio.providers.openai import OpenAIRealtimeModel
+from kernl_trio.testing import Reply, TextReply
+from kernl_trio.testing.server import DEFAULT_SESSION
+
+from .helpers import library_tasks, start_server
+
+AGENT = RealtimeAgent(id="a", name="A", instructions="x")
+
+
+class MisbehavingPeer:
+    """Accepts one connection, sends ``session.created``, then never writes again.
+
+    ``reads=True``: it keeps reading (and records the frames) but answers nothing, not even
+    a ping. ``reads=False``: it stops reading, so the client's writes fill the socket buffers.
+    """
+
+    def __init__(self, *, reads: bool) -> None:
+        self.reads = reads
+        self.frames: list[Frame] = []
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/realtime"
+
+    async def run(self, *, task_status: trio.TaskStatus[MisbehavingPeer]) -> None:
+        (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listener.socket.getsockname()[1]
+        task_status.started(self)
+        async with listener, await listener.accept() as stream:
+            protocol = ServerProtocol()
+            while not (request := protocol.events_received()):
+                protocol.receive_data(await stream.receive_some(65536))
+            protocol.send_response(protocol.accept(request[0]))
+            session = copy.deepcopy(DEFAULT_SESSION) | {"id": "sess_1"}
+            created = {"type": "session.created", "event_id": "evt_1", "session": session}
+            protocol.send_text(orjson.dumps(created))
+            for data in protocol.data_to_send():
+                await stream.send_all(data)
+            if not self.reads:
+                await trio.sleep_forever()
+            while data := await stream.receive_some(65536):
+                protocol.receive_data(data)
+                self.frames += [e for e in protocol.events_received() if isinstance(e, Frame)]
+                protocol.data_to_send()  # the pong websockets queued: never sent
+
+
+async def test_silent_server_is_pinged_then_given_up(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    peer = await nursery.start(MisbehavingPeer(reads=True).run)
+    before = library_tasks()
+    opened = 0.0
+    with pytest.raises(ConnectionLost) as raised:
+        async with open_session(AGENT, model=OpenAIRealtimeModel(base_url=peer.url)):
+            opened = trio.current_time()
+            await trio.sleep_forever()
+    lost_after = trio.current_time() - opened
+    assert PING_INTERVAL + PING_TIMEOUT <= lost_after < PING_INTERVAL + PING_TIMEOUT + 1
+    pings = [f for f in peer.frames if f.opcode is Opcode.PING]
+    assert [p.data for p in pings] == [b"kernl"]
+    assert raised.value.code == 1006
+    assert raised.value.reason == "nothing from the peer for 40 s"
+    assert library_tasks() - before == set()  # nothing of the session is left
+
+
+async def test_server_that_stops_reading_ends_the_session(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    peer = await nursery.start(MisbehavingPeer(reads=False).run)
+    before = library_tasks()
+    chunk = bytes(96_000)  # 2 s of 24 kHz PCM16: 128 kB of base64 per message
+    sent = 0
+    opened = 0.0
+    with pytest.raises(ConnectionLost) as raised:
+        async with open_session(AGENT, model=OpenAIRealtimeModel(base_url=peer.url)) as session:
+            opened = trio.current_time()
+            while True:
+                await session.send_audio(chunk)
+                sent += 1
+    # the socket buffers took a few messages at once; then one send waited, and gave up
+    assert sent > 0
+    lost_after = trio.current_time() - opened
+    assert SEND_STALL_TIMEOUT <= lost_after < SEND_STALL_TIMEOUT + 1
+    assert raised.value.reason == "the peer read nothing for 10 s"
+    assert library_tasks() - before == set()  # nothing of the session is left
+
+
+async def test_idle_but_alive_server_keeps_the_session(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = await start_server(nursery, [Reply.of(TextReply("still here"))])
+    async with open_session(AGENT, model=OpenAIRealtimeModel(base_url=server.url)) as session:
+        await trio.sleep(600)  # ten quiet minutes: the server answers every keepalive ping
+        async with session.events() as stream:
+            await session.send_message("hello?")
+            async for event in stream:
+                if isinstance(event, ResponseDone):
+                    break
+    assert [e["type"] for e in server.connections[0].received] == [
+        "session.update",
+        "conversation.item.create",
+        "response.create",
+    ]
