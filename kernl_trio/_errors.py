@@ -27,7 +27,11 @@ def collapse(group: BaseExceptionGroup[BaseException]) -> BaseException:
     for leaf in leaves:
         if isinstance(leaf, KeyboardInterrupt):
             return leaf
-    real = [leaf for leaf in leaves if not isinstance(leaf, trio.Cancelled)]
+    # One error object raised by several tasks (say, a lost connection seen by the reader
+    # and by a sender) is one error.
+    real = list(
+        {id(leaf): leaf for leaf in leaves if not isinstance(leaf, trio.Cancelled)}.values()
+    )
     if not real:
         return leaves[0]
     if len(real) == 1:

@@ -202,6 +202,11 @@ class _SansIOWebSocket:
     # -- internals ----------------------------------------------------------------------------
     async def _keepalive(self) -> None:
         """The peer was silent for ``_silence_limit``: ping it, or give up on it."""
+        if self._protocol.state is not State.OPEN:  # we failed it; the peer never hung up
+            self._failure = self._failure or f"the peer did not close within {CLOSE_TIMEOUT:g} s"
+            self._ended = True
+            await self._close_stream()
+            return
         if self._ping_outstanding:  # not even a pong: the peer or the network is gone
             self._failure = f"nothing from the peer for {PING_INTERVAL + PING_TIMEOUT:g} s"
             self._ended = True
@@ -229,6 +234,10 @@ class _SansIOWebSocket:
         answer = self._absorb(protocol.events_received())
         if answer or not data or protocol.state is not State.OPEN:
             await self._flush()  # a pong, a close frame (ours or a reply) or an EOF is queued
+        if protocol.state is not State.OPEN:
+            # Closing (say, we failed the connection on a bad frame): the peer gets
+            # CLOSE_TIMEOUT to hang up before the stream is closed under it.
+            self._silence_limit = min(self._silence_limit, CLOSE_TIMEOUT)
         if protocol.close_rcvd is not None or protocol.state is State.CLOSED:
             self._ended = True
 

@@ -91,16 +91,13 @@ async def test_server_that_stops_reading_ends_the_session(
     peer = await nursery.start(MisbehavingPeer(reads=False).run)
     before = library_tasks()
     chunk = bytes(96_000)  # 2 s of 24 kHz PCM16: 128 kB of base64 per message
-    sent = 0
     opened = 0.0
     with pytest.raises(ConnectionLost) as raised:
         async with open_session(AGENT, model=OpenAIRealtimeModel(base_url=peer.url)) as session:
             opened = trio.current_time()
             while True:
                 await session.send_audio(chunk)
-                sent += 1
-    # the socket buffers took a few messages at once; then one send waited, and gave up
-    assert sent > 0
+    # the socket buffers took what they could at once; then one send waited, and gave up
     lost_after = trio.current_time() - opened
     assert SEND_STALL_TIMEOUT <= lost_after < SEND_STALL_TIMEOUT + 1
     assert raised.value.reason == "the peer read nothing for 10 s"
