@@ -9,7 +9,9 @@ writes from the caller's task when nobody else is writing (no task switch per fr
 queued meanwhile, and frames queued synchronously (``send_nowait``, used by the interrupt
 path), are written by whoever is writing, or by the writer task. A write is shielded, so a
 cancelled caller never cuts a frame in half, and bounded by ``SEND_STALL_TIMEOUT``: a server
-that stops reading for that long ends the connection with ``ConnectionLost``.
+that stops reading for that long ends the connection with ``ConnectionLost``. A WebSocket
+whose ``send`` does both itself (``send_is_shielded``, the sans-I/O connector) is not wrapped
+again: each cancel scope entered costs about as much as a small write.
 """
 
 from __future__ import annotations
@@ -220,26 +222,33 @@ class OpenAIRealtimeConnection:
         """Write every queued frame, in order; only one task at a time gets here."""
         self._writing = True
         try:
+            if getattr(self._ws, "send_is_shielded", False):
+                await self._write_frames()  # the socket's send protects itself
+                return
             # Shielded so a cancelled caller never leaves half a frame on the wire; bounded
             # so a server that stops reading cannot hold the caller forever.
-            with trio.CancelScope(shield=True):
-                with trio.move_on_after(SEND_STALL_TIMEOUT) as stall:
-                    outbox, send = self._outbox, self._ws.send
-                    while outbox:
-                        await send(outbox[0])
-                        outbox.popleft()
-                if stall.cancelled_caught:
-                    lost = f"the server read nothing for {SEND_STALL_TIMEOUT:g} s"
-                    self._fail_writing(ConnectionLost(lost))
-                    with trio.move_on_after(CLOSE_TIMEOUT):
-                        await self._ws.aclose(1011, "send stalled")
-        except WebSocketClosed as closed:
-            self._record_loss(closed, "the connection dropped while sending")
-            self._fail_writing(None)
+            deadline = trio.current_time() + SEND_STALL_TIMEOUT
+            with trio.CancelScope(shield=True, deadline=deadline) as stall:
+                await self._write_frames()
+            if stall.cancelled_caught:
+                lost = f"the server read nothing for {SEND_STALL_TIMEOUT:g} s"
+                self._fail_writing(ConnectionLost(lost))
+                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
+                    await self._ws.aclose(1011, "send stalled")
         finally:
             self._writing = False
             if self._out_closed or self._outbox:
                 self._writer_wakeup.unpark_all()
+
+    async def _write_frames(self) -> None:
+        outbox, send = self._outbox, self._ws.send
+        try:
+            while outbox:
+                await send(outbox[0])
+                outbox.popleft()
+        except WebSocketClosed as closed:
+            self._record_loss(closed, "the connection dropped while sending")
+            self._fail_writing(None)
 
     def _fail_writing(self, error: BaseException | None) -> None:
         self._broken = True
