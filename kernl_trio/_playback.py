@@ -31,6 +31,15 @@ class AssumedPlayback:
         self._end = -math.inf
 
     @property
+    def output_format(self) -> AudioFormat:
+        return self._output_format
+
+    @output_format.setter
+    def output_format(self, value: AudioFormat) -> None:
+        self._output_format = value
+        self._bytes_per_second = value.bytes_per_second  # once, not per delta
+
+    @property
     def input(self) -> trio.MemoryReceiveChannel[ChannelInput]:
         return self._input
 
@@ -43,7 +52,7 @@ class AssumedPlayback:
         now = trio.current_time()
         start = max(now, self._end)
         self._start.setdefault(item_id, start)
-        ms = self.output_format.duration_ms(len(audio))
+        ms = len(audio) * 1000 / self._bytes_per_second  # = output_format.duration_ms()
         self._received_ms[item_id] = self._received_ms.get(item_id, 0.0) + ms
         self._end = start + ms / 1000
 
@@ -63,9 +72,14 @@ class AssumedPlayback:
         return max(0.0, min(elapsed, self._received_ms[item_id]))
 
     def interrupt(self) -> None:
-        for item_id in self._start:
+        # Items sit on the timeline in arrival order: only the last ones can still be playing,
+        # so the walk back stops at the first item that has finished.
+        now = trio.current_time()
+        for item_id in reversed(self._start):
+            if self._start[item_id] + self._received_ms[item_id] / 1000 <= now:
+                break
             self._frozen.setdefault(item_id, self.played_ms(item_id))
-        self._end = trio.current_time()
+        self._end = now
 
     async def wait_drained(self) -> None:
         await trio.sleep_until(max(self._end, trio.current_time()))

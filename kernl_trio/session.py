@@ -393,9 +393,11 @@ class RealtimeSession:
             self._sync_assumed_format()
         elif isinstance(event, SpeechStarted) and self._interrupt("server"):
             # The interruption's events went out first: a consumer stops its speaker on
-            # ResponseInterrupted one event sooner. Then the router yields, so subscribers,
-            # the writer and the cancelled turn run before it reads the response's late audio.
+            # ResponseInterrupted one event sooner. Then the router steps aside for two
+            # scheduler passes, so the tasks the interruption woke (subscribers, the cancelled
+            # turn, then the writer) run before it reads the response's late audio.
             self._events.publish(event)
+            await trio.lowlevel.checkpoint()
             await trio.lowlevel.checkpoint()
             return
         self._events.publish(event)
