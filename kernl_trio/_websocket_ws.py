@@ -26,11 +26,13 @@ Choices, all measured or matching the trio-websocket connector:
 the reader task parses frames as it reads the socket, and every message already read is
 returned without a checkpoint; a free lock is taken without one either. It is the default
 (the fastest client measured, docs/performance.md). It answers the server's pings while
-something is receiving, which a connection always is. Keepalive needs no task of its own:
-when the peer has been silent for ``PING_INTERVAL`` the reader pings it, and when nothing
-at all arrives within ``PING_TIMEOUT`` after that, the stream is closed and ``receive``
-raises :class:`~kernl_trio._websocket.WebSocketClosed` (1006). Writes are shielded (a
-cancelled writer never leaves half a frame) and bounded by ``SEND_STALL_TIMEOUT``.
+something is receiving, which a connection always is. Writes are shielded: a cancelled
+writer never leaves half a frame. One watchdog task per connection wakes every
+``WATCHDOG_TICK`` and compares progress counters, so reads and writes pay for no timer of
+their own: a peer silent for ``PING_INTERVAL`` is pinged; one that then sends nothing for
+``PING_TIMEOUT``, or takes nothing written for ``SEND_STALL_TIMEOUT``, or never finishes a
+close we started, has its stream closed, and ``receive`` / ``send`` raise
+:class:`~kernl_trio._websocket.WebSocketClosed` (1006) with the reason.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from websockets.protocol import State
 from websockets.trio.client import ClientConnection, connect
 from websockets.uri import parse_uri
 
+from ._errors import collapse
 from ._websocket import WebSocket, WebSocketClosed
 from .errors import HandshakeFailed
 
@@ -65,6 +68,7 @@ CLOSE_TIMEOUT = 5.0
 SEND_STALL_TIMEOUT = 10.0
 PING_INTERVAL = 20.0  # sans-I/O: silence from the peer this long -> ping it
 PING_TIMEOUT = 20.0  # ... and nothing this long after the ping -> the connection is dead
+WATCHDOG_TICK = 2.5  # how often the sans-I/O watchdog looks (its figures are this coarse)
 MAX_QUEUE = 64
 _ABNORMAL_CLOSURE = 1006
 RECEIVE_BYTES = 65536
@@ -154,9 +158,12 @@ class _SansIOWebSocket:
         self._ended = False  # a close frame or the end of the stream arrived
         self._broken = False  # writing failed
         self._stream_closed = False
-        self._silence_limit = PING_INTERVAL
-        self._ping_outstanding = False
         self._failure: str | None = None  # why the client gave up on the peer, if it did
+        # Progress counters the watchdog compares from one tick to the next (no clock read
+        # and no cancel scope per message).
+        self._reads = 0
+        self._writes = 0
+        self._writing = False
 
     # -- the WebSocket interface ---------------------------------------------------------
     async def send(self, message: str) -> None:
@@ -176,10 +183,7 @@ class _SansIOWebSocket:
             await _acquire(lock)
             try:
                 if not messages and not self._ended:
-                    with trio.move_on_after(self._silence_limit) as silence:
-                        await self._read()
-                    if silence.cancelled_caught:
-                        await self._keepalive()
+                    await self._read()
             finally:
                 lock.release()
         return messages.popleft()
@@ -204,22 +208,46 @@ class _SansIOWebSocket:
             await self._close_stream()
 
     # -- internals ----------------------------------------------------------------------------
-    async def _keepalive(self) -> None:
-        """The peer was silent for ``_silence_limit``: ping it, or give up on it."""
-        if self._protocol.state is not State.OPEN:  # we failed it; the peer never hung up
-            self._failure = self._failure or f"the peer did not close within {CLOSE_TIMEOUT:g} s"
-            self._ended = True
+    async def watchdog(self) -> None:
+        """Every WATCHDOG_TICK: ping a silent peer; give up on a peer that answers nothing,
+        on a write the peer does not take, on a close it never finishes. Giving up closes
+        the stream, so a blocked ``receive`` or ``send`` raises WebSocketClosed (1006)."""
+        now = trio.current_time()
+        heard_at = written_at = open_at = now
+        pinged_at: float | None = None
+        reads, writes = self._reads, self._writes
+        while not self._stream_closed:
+            await trio.sleep(WATCHDOG_TICK)
+            now = trio.current_time()
+            if self._reads != reads:
+                reads, heard_at, pinged_at = self._reads, now, None
+            if self._writes != writes or not self._writing:
+                writes, written_at = self._writes, now
+            if self._protocol.state is State.OPEN or self._ended:
+                open_at = now
+            # Progress is seen at ticks, so a stall or a close began up to a tick earlier than
+            # noted: one tick more keeps every limit a lower bound.
+            if now - written_at >= SEND_STALL_TIMEOUT + WATCHDOG_TICK:
+                failure = f"the peer read nothing for {SEND_STALL_TIMEOUT:g} s"
+            elif now - open_at >= CLOSE_TIMEOUT + WATCHDOG_TICK:  # we failed it; no hang-up
+                failure = f"the peer did not close within {CLOSE_TIMEOUT:g} s"
+            elif pinged_at is not None and now - pinged_at >= PING_TIMEOUT:
+                failure = f"nothing from the peer for {PING_INTERVAL + PING_TIMEOUT:g} s"
+            else:
+                if pinged_at is None and now - heard_at >= PING_INTERVAL and not self._writing:
+                    pinged_at = now
+                    self._protocol.send_ping(b"kernl")
+                    # Not shielded but bounded: this task must never hang on the peer.
+                    with trio.move_on_after(SEND_STALL_TIMEOUT) as stalled:
+                        await self._flush(shield=False)
+                    if not stalled.cancelled_caught:
+                        continue
+                    failure = f"the peer read nothing for {SEND_STALL_TIMEOUT:g} s"
+                else:
+                    continue
+            self._failure = failure
+            self._ended = self._broken = True
             await self._close_stream()
-            return
-        if self._ping_outstanding:  # not even a pong: the peer or the network is gone
-            self._failure = f"nothing from the peer for {PING_INTERVAL + PING_TIMEOUT:g} s"
-            self._ended = True
-            await self._close_stream()
-            return
-        self._ping_outstanding = True
-        self._silence_limit = PING_TIMEOUT
-        self._protocol.send_ping(b"kernl")
-        await self._flush()
 
     async def _read(self) -> None:
         protocol = self._protocol
@@ -229,19 +257,13 @@ class _SansIOWebSocket:
             data = b""
         if data:
             protocol.receive_data(data)
-            if self._ping_outstanding:  # anything at all shows the peer is alive
-                self._ping_outstanding = False
-                self._silence_limit = PING_INTERVAL
+            self._reads += 1
         else:
             protocol.receive_eof()
             self._ended = True
         answer = self._absorb(protocol.events_received())
         if answer or not data or protocol.state is not State.OPEN:
             await self._flush()  # a pong, a close frame (ours or a reply) or an EOF is queued
-        if protocol.state is not State.OPEN:
-            # Closing (say, we failed the connection on a bad frame): the peer gets
-            # CLOSE_TIMEOUT to hang up before the stream is closed under it.
-            self._silence_limit = min(self._silence_limit, CLOSE_TIMEOUT)
         if protocol.close_rcvd is not None or protocol.state is State.CLOSED:
             self._ended = True
 
@@ -269,7 +291,7 @@ class _SansIOWebSocket:
                     self._fragments = None
         return answer
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, shield: bool = True) -> None:
         if self._stream_closed:
             return
         # Bytes leave the protocol only once the lock is held, so a caller cancelled while
@@ -278,23 +300,20 @@ class _SansIOWebSocket:
         try:
             writes = self._protocol.data_to_send()
             # Shielded: the protocol has already framed these bytes, so a cancelled write
-            # would leave half a frame on the wire. Bounded: a peer that stops reading for
-            # SEND_STALL_TIMEOUT breaks the connection instead of holding the writer.
-            # One scope for both (each scope entered costs as much as a small write).
-            deadline = trio.current_time() + SEND_STALL_TIMEOUT
-            with trio.CancelScope(shield=True, deadline=deadline) as stall:
+            # would leave half a frame on the wire. The watchdog bounds it: a peer that
+            # takes nothing for SEND_STALL_TIMEOUT gets its stream closed under the write.
+            self._writing = True
+            with trio.CancelScope(shield=shield):
                 for data in writes:
                     if data:
                         await self._stream.send_all(data)
                     elif isinstance(self._stream, trio.SocketStream):
                         await self._stream.send_eof()  # the protocol asks for a half-close
-            if stall.cancelled_caught:
-                self._failure = f"the peer read nothing for {SEND_STALL_TIMEOUT:g} s"
-                self._broken = True
-                await self._close_stream()
+                    self._writes += 1
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._broken = True
         finally:
+            self._writing = False
             self._send_lock.release()
 
     async def _close_stream(self) -> None:
@@ -379,7 +398,13 @@ async def connect_websockets_sansio(
     ) as exc:
         raise HandshakeFailed(f"cannot open a WebSocket to {url}: {exc!r}") from None
     try:
-        yield ws
-    finally:
-        with trio.CancelScope(shield=True):
-            await ws.aclose(1000 if ws._protocol.state is State.OPEN else 1011)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ws.watchdog)
+            try:
+                yield ws
+            finally:
+                with trio.CancelScope(shield=True):
+                    await ws.aclose(1000 if ws._protocol.state is State.OPEN else 1011)
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        raise collapse(group) from None
