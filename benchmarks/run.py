@@ -34,10 +34,13 @@ DRIVERS: dict[str, tuple[str, list[str]]] = {
     "kernl-trio-websocket": ("benchmarks.drivers.kernl", ["--transport", "trio-websocket"]),
     "kernl-websockets": ("benchmarks.drivers.kernl", ["--transport", "websockets"]),
     "kernl-sansio": ("benchmarks.drivers.kernl", ["--transport", "sansio"]),
+    # the default transport, reading session.event_batches() instead of session.events()
+    "kernl-sansio-batched": ("benchmarks.drivers.kernl", ["--transport", "sansio", "--batched"]),
     "openai-agents": ("benchmarks.drivers.openai_agents", []),
 }
 BARE = ("bare-trio-websocket", "bare-websockets")  # the issue's floor
-KERNL = ("kernl-trio-websocket", "kernl-websockets", "kernl-sansio")
+KERNL = ("kernl-trio-websocket", "kernl-websockets", "kernl-sansio", "kernl-sansio-batched")
+W1_ONLY = ("bare-sansio", "kernl-sansio-batched")  # run elsewhere only when named
 PEER = "openai-agents"
 TOOLS = (*KERNL, PEER)  # W4 needs tools: the bare clients have none
 # Repetitions per workload: W2's percentiles are over its turns, W3's over every delta.
@@ -329,11 +332,11 @@ def plan(args: argparse.Namespace) -> list[tuple[str, str, list[str], list[str],
 
 
 def drivers_for(workload: str, chosen: Iterable[str], named: bool) -> list[str]:
-    """W4 needs tools; bare-sansio (a transport floor) runs in W1 only unless named."""
+    """W4 needs tools; the W1_ONLY drivers run in W1 only unless named."""
     return [
         d
         for d in chosen
-        if (workload != "w4" or d in TOOLS) and (d != "bare-sansio" or workload == "w1" or named)
+        if (workload != "w4" or d in TOOLS) and (d not in W1_ONLY or workload == "w1" or named)
     ]
 
 

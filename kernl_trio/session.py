@@ -252,6 +252,17 @@ class RealtimeSession:
         """
         return self._events.subscribe(buffer)
 
+    def event_batches(self) -> trio.MemoryReceiveChannel[list[SessionEvent]]:
+        """The same events as :meth:`events`, for one consumer, as lists.
+
+        Each receive returns every event published since the previous receive (at least
+        one), in order: one checkpoint per list instead of per event, for a consumer that
+        keeps up with audio bursts (a speaker writing many chunks at once). Nothing is
+        dropped; a consumer that falls behind gets a longer list (``statistics()`` shows
+        it). Close it (``async with``) to unsubscribe.
+        """
+        return self._events.subscribe_batches()
+
     @overload
     async def wait_for(self, what: type[E]) -> E: ...
 

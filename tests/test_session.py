@@ -13,6 +13,7 @@ import trio.testing
 
 from kernl_trio.agent import RealtimeAgent
 from kernl_trio.errors import ConfigurationError, ConnectionLost, HandshakeFailed
+from kernl_trio.model import StatusChanged
 from kernl_trio.protocol import (
     AudioOutputDelta,
     InvalidFrame,
@@ -24,6 +25,7 @@ from kernl_trio.protocol import (
     SpeechStarted,
     ToolCall,
     ToolCancelled,
+    TransportStatus,
 )
 from kernl_trio.providers.openai import OpenAIRealtimeModel
 from kernl_trio.session import SessionEvent, ToolOutput, open_session
@@ -580,6 +582,44 @@ async def test_slow_subscriber_does_not_delay_interruption(
             lagging = [event async for event in _drain(slow)]
     assert sum(isinstance(e, AudioOutputDelta) for e in lagging) == 250
     assert sum(isinstance(e, ResponseInterrupted) for e in lagging) == 1
+
+
+async def test_event_batches_carry_every_event_in_order(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = await start_server(nursery, [Reply.of(AudioReply("Four.", ms=2000))])
+    model = OpenAIRealtimeModel(base_url=server.url)
+    async with open_session(AGENT, model=model) as session:
+        async with session.events() as single, session.event_batches() as batches:
+            await session.send_message("What is two plus two?")
+            one_by_one = await _collect_until(single, ResponseDone)
+            lists: list[list[SessionEvent]] = []
+            while sum(map(len, lists)) < len(one_by_one):
+                lists.append(await batches.receive())
+    assert all(lists)  # never an empty list
+    assert [event for batch in lists for event in batch] == one_by_one
+    assert sum(isinstance(e, AudioOutputDelta) for e in one_by_one) == 100
+
+
+async def test_unread_batch_grows_then_is_read_whole_after_close(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = await start_server(nursery, [Reply.of(AudioReply("Four.", ms=2000))])
+    model = OpenAIRealtimeModel(base_url=server.url)
+    async with open_session(AGENT, model=model) as session:
+        batches = session.event_batches()  # not read while the session runs
+        async with session.events() as single:
+            await session.send_message("What is two plus two?")
+            one_by_one = await _collect_until(single, ResponseDone)
+            [_, unread] = session.statistics().subscribers
+            assert unread.backlog == unread.max_backlog == len(one_by_one)
+    async with batches:
+        lists = [batch async for batch in batches]
+    [everything] = lists  # one list: nothing was taken before the session closed
+    assert everything[: len(one_by_one)] == one_by_one
+    rest = everything[len(one_by_one) :]
+    assert rest and all(isinstance(e, StatusChanged) for e in rest)
+    assert rest[-1].status is TransportStatus.CLOSED  # type: ignore[union-attr]
 
 
 async def _drain(stream: trio.MemoryReceiveChannel[SessionEvent]) -> Any:

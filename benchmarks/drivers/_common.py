@@ -35,6 +35,9 @@ def parse_args(description: str, argv: list[str] | None = None) -> argparse.Name
     parser.add_argument("--tool-seconds", type=float, default=5.0, help="W4: the tool's sleep")
     parser.add_argument("--observe-seconds", type=float, default=6.0, help="W4: time to watch")
     parser.add_argument("--transport", default="trio-websocket", help="kernl: connector")
+    parser.add_argument(
+        "--batched", action="store_true", help="kernl: read session.event_batches()"
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="hard limit, seconds")
     return parser.parse_args(argv)
 

@@ -62,13 +62,24 @@ def make_model(url: str, transport: str) -> OpenAIRealtimeModel:
 AGENT = RealtimeAgent("bench", name="Bench", instructions="Benchmark agent.")
 
 
-async def w1(model: OpenAIRealtimeModel, expected: int) -> dict[str, Any]:
+async def w1(model: OpenAIRealtimeModel, expected: int, batched: bool) -> dict[str, Any]:
     burst = Burst(expected)
-    async with open_session(AGENT, model=model) as session, session.events() as events:
-        await session.create_response()
-        async for event in events:
-            if isinstance(event, AudioOutputDelta) and burst.delivered(event.audio):
-                break
+    async with open_session(AGENT, model=model) as session:
+        if batched:  # one list per receive: everything published since the last one
+            async with session.event_batches() as batches:
+                await session.create_response()
+                async for batch in batches:
+                    if any(
+                        isinstance(event, AudioOutputDelta) and burst.delivered(event.audio)
+                        for event in batch
+                    ):
+                        break
+        else:
+            async with session.events() as events:
+                await session.create_response()
+                async for event in events:
+                    if isinstance(event, AudioOutputDelta) and burst.delivered(event.audio):
+                        break
     return burst.result()
 
 
@@ -204,13 +215,13 @@ async def mem(model: OpenAIRealtimeModel, sessions: int) -> dict[str, Any]:
 
 def main() -> None:
     args = parse_args("kernl_trio driver")
-    name = f"kernl-{args.transport}"
+    name = f"kernl-{args.transport}" + ("-batched" if args.batched else "")
 
     async def run() -> dict[str, Any]:
         model = make_model(args.url, args.transport)
         with trio.fail_after(args.timeout):
             if args.workload == "w1":
-                return await w1(model, args.deltas)
+                return await w1(model, args.deltas, args.batched)
             if args.workload == "w2":
                 return await w2(model, args.turns)
             if args.workload == "w3":
