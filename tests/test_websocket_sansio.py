@@ -424,18 +424,24 @@ async def test_an_abrupt_tcp_close_is_1006(listener: trio.SocketListener, how: s
 # -- the client closes -----------------------------------------------------------------------------
 
 
+class _CloseRecorder:
+    """A server handler that waits for the close and records its code and reason."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int | None, str | None]] = []
+        self.done = trio.Event()
+
+    async def __call__(self, conn: ServerConnection) -> None:
+        await conn.wait_closed()
+        self.seen.append((conn.close_code, conn.close_reason))
+        self.done.set()
+
+
 async def test_aclose_sends_its_code_and_returns_once_the_server_answers(
     nursery: trio.Nursery,
 ) -> None:
-    seen: list[tuple[int | None, str | None]] = []
-    done = trio.Event()
-
-    async def drain(conn: ServerConnection) -> None:
-        await conn.wait_closed()
-        seen.append((conn.close_code, conn.close_reason))
-        done.set()
-
-    url = await start_server(nursery, drain)
+    recorder = _CloseRecorder()
+    url = await start_server(nursery, recorder)
     with trio.fail_after(1):  # far below CLOSE_TIMEOUT: the answer ended the wait
         async with connect_websockets_sansio(url, [], MAX_SIZE, CONNECT_TIMEOUT) as ws:
             await ws.aclose(4001, "done")
@@ -445,25 +451,18 @@ async def test_aclose_sends_its_code_and_returns_once_the_server_answers(
             assert _code_reason(received.value) == (4001, "done")
             with pytest.raises(WebSocketClosed):
                 await ws.send("too late")
-        await done.wait()
-    assert seen == [(4001, "done")]
+        await recorder.done.wait()
+    assert recorder.seen == [(4001, "done")]
 
 
 async def test_leaving_the_context_closes_with_1000(nursery: trio.Nursery) -> None:
-    seen: list[tuple[int | None, str | None]] = []
-    done = trio.Event()
-
-    async def drain(conn: ServerConnection) -> None:
-        await conn.wait_closed()
-        seen.append((conn.close_code, conn.close_reason))
-        done.set()
-
-    url = await start_server(nursery, drain)
+    recorder = _CloseRecorder()
+    url = await start_server(nursery, recorder)
     with trio.fail_after(1):
         async with connect_websockets_sansio(url, [], MAX_SIZE, CONNECT_TIMEOUT) as ws:
             await ws.send("hi")
-        await done.wait()
-    assert seen == [(1000, "")]
+        await recorder.done.wait()
+    assert recorder.seen == [(1000, "")]
 
 
 async def test_aclose_while_another_task_receives(nursery: trio.Nursery) -> None:
