@@ -208,9 +208,20 @@ class OpenAICodec:
             message = orjson.loads(frame)
         except (orjson.JSONDecodeError, TypeError) as exc:
             raise FrameDecodeError(f"not JSON: {exc}", frame) from None
+        return self._structure(message, frame)
+
+    def decode_message(self, message: dict[str, Any]) -> ServerEvent:
+        """The same as :meth:`decode`, for an already-parsed JSON object."""
+        return self._structure(message, None)
+
+    def _structure(self, message: object, frame: str | bytes | None) -> ServerEvent:
+        """A parsed frame -> one event; errors carry ``frame`` (or ``message`` re-encoded)."""
         if not isinstance(message, dict):
-            raise FrameDecodeError(f"not a JSON object but {json_type_name(message)}", frame)
-        # The hot path (every audio delta), inlined: one lookup and one generated hook.
+            raise FrameDecodeError(
+                f"not a JSON object but {json_type_name(message)}",
+                _frame_of(message) if frame is None else frame,
+            )
+        # The hot path (every audio delta): one lookup and one generated hook.
         wire_type = message.get("type")
         decoder = self._decoders.get(wire_type) if isinstance(wire_type, str) else None
         if decoder is None:
@@ -219,25 +230,9 @@ class OpenAICodec:
         try:
             event: ServerEvent = hook(message, cls)
         except Exception as exc:  # cattrs and hook errors alike: the boundary of decode()
-            raise FrameDecodeError(f"invalid {wire_type!r} event: {_reason(exc)}", frame) from exc
-        return event
-
-    def decode_message(self, message: dict[str, Any]) -> ServerEvent:
-        """The same as :meth:`decode`, for an already-parsed JSON object."""
-        if not isinstance(message, dict):
             raise FrameDecodeError(
-                f"not a JSON object but {json_type_name(message)}", _frame_of(message)
-            )
-        wire_type = message.get("type")
-        decoder = self._decoders.get(wire_type) if isinstance(wire_type, str) else None
-        if decoder is None:
-            return self._not_mapped(message, None)
-        hook, cls = decoder
-        try:
-            event: ServerEvent = hook(message, cls)
-        except Exception as exc:  # cattrs and hook errors alike: the boundary of decode()
-            raise FrameDecodeError(
-                f"invalid {wire_type!r} event: {_reason(exc)}", _frame_of(message)
+                f"invalid {wire_type!r} event: {_reason(exc)}",
+                _frame_of(message) if frame is None else frame,
             ) from exc
         return event
 
