@@ -58,7 +58,7 @@ from websockets.protocol import State
 from websockets.trio.client import ClientConnection, connect
 from websockets.uri import parse_uri
 
-from ._errors import collapse
+from ._background import in_background
 from ._websocket import WebSocket, WebSocketClosed
 from .errors import HandshakeFailed
 
@@ -397,14 +397,9 @@ async def connect_websockets_sansio(
         trio.BrokenResourceError,
     ) as exc:
         raise HandshakeFailed(f"cannot open a WebSocket to {url}: {exc!r}") from None
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(ws.watchdog)
-            try:
-                yield ws
-            finally:
-                with trio.CancelScope(shield=True):
-                    await ws.aclose(1000 if ws._protocol.state is State.OPEN else 1011)
-                nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        raise collapse(group) from None
+
+    async def close() -> None:
+        await ws.aclose(1000 if ws._protocol.state is State.OPEN else 1011)
+
+    async with in_background(ws.watchdog, close):
+        yield ws

@@ -12,7 +12,7 @@ from typing import Any
 
 import trio
 
-from ..._errors import collapse
+from ..._background import in_background
 from ..._websocket import WebSocketConnector
 from ..._websocket_ws import connect_websockets_sansio
 from ...errors import ConfigurationError, HandshakeFailed
@@ -97,16 +97,8 @@ class OpenAIRealtimeModel:
             conn = OpenAIRealtimeConnection(
                 ws, metadata={"provider": self.provider, "model": self._model_id, "url": url}
             )
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(conn.write_loop)
-                    try:
-                        yield conn
-                    finally:
-                        await conn.aclose()
-                        nursery.cancel_scope.cancel()
-            except BaseExceptionGroup as group:
-                raise collapse(group) from None
+            async with in_background(conn.write_loop, conn.aclose):
+                yield conn
 
     async def authenticate(self, *, ttl_seconds: int = 600) -> ClientCredential:
         """Mint an ephemeral client secret (``POST /v1/realtime/client_secrets``)."""
