@@ -113,26 +113,27 @@ class LocalDeviceChannel:
         self._input_dropped = 0
         self._input_flags = 0
         self._streams: list[Any] = []
-        try:
-            self._output = sounddevice.RawOutputStream(
-                samplerate=out_rate,
+
+        def open_stream(kind: Any, rate: int, device: Any, callback: Any) -> Any:
+            """Mono int16 at ``rate``, ``block_ms`` blocks, low latency."""
+            return kind(
+                samplerate=rate,
                 channels=1,
                 dtype="int16",
-                blocksize=out_rate * block_ms // 1000,
-                device=output_device,
+                blocksize=rate * block_ms // 1000,
+                device=device,
                 latency="low",
-                callback=self._speaker_callback,
+                callback=callback,
+            )
+
+        try:
+            self._output = open_stream(
+                sounddevice.RawOutputStream, out_rate, output_device, self._speaker_callback
             )
             self._streams.append(self._output)
             if microphone:
-                self._input = sounddevice.RawInputStream(
-                    samplerate=in_rate,
-                    channels=1,
-                    dtype="int16",
-                    blocksize=in_rate * block_ms // 1000,
-                    device=input_device,
-                    latency="low",
-                    callback=self._microphone_callback,
+                self._input = open_stream(
+                    sounddevice.RawInputStream, in_rate, input_device, self._microphone_callback
                 )
                 self._streams.append(self._input)
             else:
