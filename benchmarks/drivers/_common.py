@@ -226,6 +226,27 @@ class Concurrency:
         }
 
 
+class SlowTool:
+    """W4 bookkeeping: the benchmark's tool sleeps; when it started, finished or was cancelled.
+
+    Each driver wraps :meth:`run` in its library's tool decorator, with its own ``sleep``.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.times: dict[str, int] = {}
+
+    async def run(self, sleep: Callable[[float], Awaitable[object]]) -> str:
+        self.times["tool_started"] = now_ns()
+        try:
+            await sleep(self.seconds)
+            self.times["tool_finished"] = now_ns()
+            return "finished"
+        finally:
+            if "tool_finished" not in self.times:
+                self.times["tool_cancelled"] = now_ns()
+
+
 def emit(driver: str, workload: str, result: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps({"driver": driver, "workload": workload, **result}) + "\n")
     sys.stdout.flush()

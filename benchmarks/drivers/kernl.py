@@ -33,6 +33,7 @@ from ._common import (
     BargeIn,
     Burst,
     Concurrency,
+    SlowTool,
     emit,
     now_ns,
     parse_args,
@@ -152,19 +153,12 @@ async def w3(model: OpenAIRealtimeModel, sessions: int) -> dict[str, Any]:
 
 
 async def w4(url: str, transport: str, tool_seconds: float, observe: float) -> dict[str, Any]:
-    times: dict[str, int] = {}
+    slow = SlowTool(tool_seconds)
 
     @tool
     async def slow_tool() -> str:
         """Looks something up slowly (the benchmark's tool: it sleeps)."""
-        times["tool_started"] = now_ns()
-        try:
-            await trio.sleep(tool_seconds)
-            times["tool_finished"] = now_ns()
-            return "finished"
-        finally:
-            if "tool_finished" not in times:
-                times["tool_cancelled"] = now_ns()
+        return await slow.run(trio.sleep)
 
     agent = RealtimeAgent("bench", name="Bench", instructions="Benchmark.", tools=[slow_tool])
     model = make_model(url, transport)
@@ -182,7 +176,7 @@ async def w4(url: str, transport: str, tool_seconds: float, observe: float) -> d
                     seen.append([t, "tool.cancelled", event.call_id])
                 elif isinstance(event, ToolOutput):
                     seen.append([t, "tool.output", event.output])
-    return {"times": times, "events": seen}
+    return {"times": slow.times, "events": seen}
 
 
 async def _mem_phase(model: OpenAIRealtimeModel, sessions: int, measure: Callable[[], int]) -> int:

@@ -24,6 +24,7 @@ from ._common import (
     BargeIn,
     Burst,
     Concurrency,
+    SlowTool,
     emit,
     now_ns,
     parse_args,
@@ -130,19 +131,12 @@ async def w3(url: str, sessions: int) -> dict[str, Any]:
 
 
 async def w4(url: str, tool_seconds: float, observe: float) -> dict[str, Any]:
-    times: dict[str, int] = {}
+    slow = SlowTool(tool_seconds)
 
     @function_tool
     async def slow_tool() -> str:
         """Looks something up slowly (the benchmark's tool: it sleeps)."""
-        times["tool_started"] = now_ns()
-        try:
-            await asyncio.sleep(tool_seconds)
-            times["tool_finished"] = now_ns()
-            return "finished"
-        finally:
-            if "tool_finished" not in times:
-                times["tool_cancelled"] = now_ns()
+        return await slow.run(asyncio.sleep)
 
     agent = RealtimeAgent(name="Bench", instructions="Benchmark.", tools=[slow_tool])
     seen: list[list[Any]] = []
@@ -160,7 +154,7 @@ async def w4(url: str, tool_seconds: float, observe: float) -> dict[str, Any]:
 
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(watch(), observe)
-    return {"times": times, "events": seen}
+    return {"times": slow.times, "events": seen}
 
 
 async def _mem_phase(url: str, sessions: int, measure: Callable[[], int]) -> int:
