@@ -7,6 +7,7 @@ misbehaves; the client is the default connector. Time is trio's mock clock.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import orjson
@@ -14,7 +15,6 @@ import pytest
 import trio
 import trio.testing
 from websockets.frames import Frame, Opcode
-from websockets.server import ServerProtocol
 
 from kernl_trio import ConnectionLost, RealtimeAgent, open_session
 from kernl_trio._websocket import WebSocketConnector, connect_trio_websocket
@@ -31,7 +31,7 @@ from kernl_trio.providers.openai import OpenAIRealtimeModel
 from kernl_trio.testing import Reply, TextReply
 from kernl_trio.testing.server import DEFAULT_SESSION
 
-from .helpers import library_tasks, start_server
+from .helpers import accept, library_tasks, start_server
 
 AGENT = RealtimeAgent(id="a", name="A", instructions="x")
 
@@ -56,22 +56,18 @@ class MisbehavingPeer:
         (listener,) = await trio.open_tcp_listeners(0, host="127.0.0.1")
         self.port = listener.socket.getsockname()[1]
         task_status.started(self)
-        async with listener, await listener.accept() as stream:
-            protocol = ServerProtocol()
-            while not (request := protocol.events_received()):
-                protocol.receive_data(await stream.receive_some(65536))
-            protocol.send_response(protocol.accept(request[0]))
-            session = copy.deepcopy(DEFAULT_SESSION) | {"id": "sess_1"}
-            created = {"type": "session.created", "event_id": "evt_1", "session": session}
-            protocol.send_text(orjson.dumps(created))
-            for data in protocol.data_to_send():
-                await stream.send_all(data)
-            if not self.reads:
-                await trio.sleep_forever()
-            while data := await stream.receive_some(65536):
-                protocol.receive_data(data)
-                self.frames += [e for e in protocol.events_received() if isinstance(e, Frame)]
-                protocol.data_to_send()  # the pong websockets queued: never sent
+        async with listener:
+            peer = await accept(listener)
+            async with peer.stream:
+                session = copy.deepcopy(DEFAULT_SESSION) | {"id": "sess_1"}
+                created = {"type": "session.created", "event_id": "evt_1", "session": session}
+                peer.protocol.send_text(orjson.dumps(created))
+                await peer.flush()  # the 101 response and session.created; nothing after
+                if not self.reads:
+                    await trio.sleep_forever()
+                with contextlib.suppress(EOFError):  # until the client gives up
+                    while True:
+                        self.frames.append(await peer.next_frame())
 
 
 async def test_silent_server_is_pinged_then_given_up(
