@@ -2,7 +2,8 @@
 
 The peer here is a real WebSocket server on 127.0.0.1 (websockets' sans-I/O server protocol
 over a trio TCP stream) that answers the opening handshake and ``session.created``, then
-misbehaves; the client is the default connector. Time is trio's mock clock.
+misbehaves; the client is the default connector unless a test names another. Time is
+trio's mock clock.
 """
 
 from __future__ import annotations
