@@ -32,10 +32,22 @@ class WebSocketClosed(Exception):
 
 
 class WebSocket(Protocol):
-    async def send(self, message: str) -> None: ...
+    async def send(self, message: str | bytes) -> None:
+        """Send one text frame; ``bytes`` are UTF-8 text already (no decode and re-encode)."""
+        ...
 
     async def receive(self) -> str | bytes:
-        """The next message; raises :class:`WebSocketClosed` once the socket is closed."""
+        """The next message; raises :class:`WebSocketClosed` once the socket is closed.
+
+        Always a checkpoint."""
+        ...
+
+    async def receive_batch(self) -> list[str | bytes]:
+        """Every message already received (at least one), waiting for one if there is none.
+
+        Always a checkpoint, once per call rather than once per message: a reader that
+        handles a burst of frames yields to other tasks once per burst. Raises
+        :class:`WebSocketClosed` once the socket is closed and nothing is left."""
         ...
 
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None: ...
@@ -53,7 +65,9 @@ class _TrioWebSocket:
     _ws: trio_websocket.WebSocketConnection
     _stream: trio.abc.Stream | None = None  # forced closed if the close handshake stalls
 
-    async def send(self, message: str) -> None:
+    async def send(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            message = message.decode()  # wsproto sends bytes as a binary frame
         try:
             await self._ws.send_message(message)
         except trio_websocket.ConnectionClosed as exc:
@@ -63,7 +77,12 @@ class _TrioWebSocket:
         try:
             return await self._ws.get_message()
         except trio_websocket.ConnectionClosed as exc:
+            await trio.lowlevel.checkpoint()  # a closed connection raises without one
             raise _closed(exc) from None
+
+    async def receive_batch(self) -> list[str | bytes]:
+        # trio-websocket hands out one message per call; its queue is private.
+        return [await self.receive()]
 
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
         try:

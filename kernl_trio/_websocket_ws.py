@@ -23,9 +23,11 @@ Choices, all measured or matching the trio-websocket connector:
 
 :func:`connect_websockets_sansio` is a second connector on the same library's sans-I/O
 ``ClientProtocol``, driven by the tasks that call it instead of a background task of its own:
-the reader task parses frames as it reads the socket, and every message already read is
-returned without a checkpoint; a free lock is taken without one either. It is the default
-(the fastest client measured, docs/performance.md). It answers the server's pings while
+the reader task parses frames as it reads the socket; ``receive_batch`` hands over every
+message already parsed after one checkpoint (``receive`` checkpoints once per message); a
+free lock is taken without a checkpoint of its own, as the socket I/O under it has one.
+It is the default (the fastest client measured, docs/performance.md).
+It answers the server's pings while
 something is receiving, which a connection always is. Writes are shielded: a cancelled
 writer never leaves half a frame. One watchdog task per connection wakes every
 ``WATCHDOG_TICK`` and compares progress counters, so reads and writes pay for no timer of
@@ -78,9 +80,9 @@ RECEIVE_BYTES = 65536
 class _WebsocketsTrio:
     _ws: ClientConnection
 
-    async def send(self, message: str) -> None:
+    async def send(self, message: str | bytes) -> None:
         try:
-            await self._ws.send(message)
+            await self._ws.send(message, text=True)
         except ConnectionClosed as exc:
             raise _closed(exc) from None
 
@@ -89,6 +91,9 @@ class _WebsocketsTrio:
             return await self._ws.recv(decode=False)
         except ConnectionClosed as exc:
             raise _closed(exc) from None
+
+    async def receive_batch(self) -> list[str | bytes]:
+        return [await self.receive()]
 
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
         await self._ws.aclose(code, reason or "")
@@ -166,17 +171,34 @@ class _SansIOWebSocket:
         self._writing = False
 
     # -- the WebSocket interface ---------------------------------------------------------
-    async def send(self, message: str) -> None:
+    async def send(self, message: str | bytes) -> None:
         if self._protocol.state is not State.OPEN or self._broken:
+            await trio.lowlevel.checkpoint()
             raise self._closed()
-        self._protocol.send_text(message.encode())
+        self._protocol.send_text(message if isinstance(message, bytes) else message.encode())
         await self._flush()
         if self._broken:
             raise self._closed()
 
     async def receive(self) -> str | bytes:
+        await self._wait_for_messages()
+        return self._messages.popleft()
+
+    async def receive_batch(self) -> list[str | bytes]:
+        await self._wait_for_messages()
         messages = self._messages
-        while not messages:  # messages already parsed are returned without a checkpoint
+        batch: list[str | bytes] = list(messages)
+        messages.clear()
+        return batch
+
+    async def _wait_for_messages(self) -> None:
+        """Return once a message is queued, after exactly one checkpoint (or more); raise
+        WebSocketClosed once the socket has ended with nothing queued."""
+        messages = self._messages
+        if messages or self._ended or self._stream_closed:
+            await trio.lowlevel.checkpoint()
+        # Otherwise the loop checkpoints: a contended lock's acquire, or the socket read.
+        while not messages:
             if self._ended or self._stream_closed:
                 raise self._closed()
             lock = self._receive_lock
@@ -186,11 +208,11 @@ class _SansIOWebSocket:
                     await self._read()
             finally:
                 lock.release()
-        return messages.popleft()
 
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
         """Send a close frame, wait (at most CLOSE_TIMEOUT) for the peer's, close the stream."""
         if self._stream_closed:
+            await trio.lowlevel.checkpoint()
             return
         try:
             # Bounded as a whole: a peer that stops reading cannot hold the close either.
@@ -293,6 +315,7 @@ class _SansIOWebSocket:
 
     async def _flush(self, *, shield: bool = True) -> None:
         if self._stream_closed:
+            await trio.lowlevel.checkpoint()
             return
         # Bytes leave the protocol only once the lock is held, so a caller cancelled while
         # waiting for it leaves them for the next writer instead of losing them.

@@ -130,19 +130,64 @@ async def test_text_round_trip_returns_the_exact_utf8_bytes(nursery: trio.Nurser
             assert [await ws.receive() for _ in texts] == [text.encode() for text in texts]
 
 
-async def test_messages_in_one_tcp_write_arrive_in_order_without_checkpoints(
+async def test_messages_in_one_tcp_write_arrive_in_order_one_checkpoint_per_batch(
     listener: trio.SocketListener,
 ) -> None:
     with trio.fail_after(5):
         async with raw_pair(listener) as (ws, peer):
-            for text in ["one", "twö", "three"]:
+            for text in ["one", "twö", "three", "four"]:
                 peer.protocol.send_text(text.encode())
-            await peer.stream.send_all(peer.pending())  # one write, three frames
+            await peer.stream.send_all(peer.pending())  # one write, four frames
             assert await ws.receive() == b"one"
-            # the rest were parsed by the same read: returned without a checkpoint
-            with trio.testing.assert_no_checkpoints():
+            # the rest were parsed by the same read; receive() still yields to the scheduler
+            with trio.testing.assert_checkpoints():
                 assert await ws.receive() == "twö".encode()
-                assert await ws.receive() == b"three"
+            # ... and receive_batch hands over everything parsed, after one checkpoint
+            with trio.testing.assert_checkpoints():
+                assert await ws.receive_batch() == [b"three", b"four"]
+
+
+async def test_receive_and_receive_batch_checkpoint_once_closed(
+    listener: trio.SocketListener,
+) -> None:
+    with trio.fail_after(5):
+        async with raw_pair(listener) as (ws, peer):
+            peer.protocol.send_text(b"last")
+            peer.protocol.send_close(1000, "bye")
+            await peer.flush()
+            assert await ws.receive_batch() == [b"last"]
+            for _ in range(2):
+                with trio.testing.assert_checkpoints(), pytest.raises(WebSocketClosed):
+                    await ws.receive_batch()
+                with trio.testing.assert_checkpoints(), pytest.raises(WebSocketClosed):
+                    await ws.receive()
+
+
+async def test_a_flood_of_frames_does_not_starve_other_tasks(
+    listener: trio.SocketListener,
+) -> None:
+    """A reader that never waits for the socket still lets other tasks run."""
+    with trio.fail_after(5):
+        async with raw_pair(listener) as (ws, peer):
+            for i in range(200):
+                peer.protocol.send_text(str(i).encode())
+            await peer.stream.send_all(peer.pending())
+            other_ran = 0
+
+            async def other() -> None:
+                nonlocal other_ran
+                while True:
+                    other_ran += 1
+                    await trio.lowlevel.checkpoint()
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(other)
+                await trio.lowlevel.checkpoint()  # let other() start
+                before = other_ran
+                for i in range(200):
+                    assert await ws.receive() == str(i).encode()
+                assert other_ran - before >= 100
+                nursery.cancel_scope.cancel()
 
 
 async def test_a_message_written_with_the_101_response_is_not_lost(
