@@ -1,152 +1,224 @@
-"""Fan-out of session events to any number of subscribers, without ever blocking.
+"""Fan-out of session events to any number of subscribers, without ever waiting.
 
-Each subscriber reads its own bounded memory channel. Publishing never waits: when a
-subscriber's channel is full, its events queue in that subscriber's backlog and one pump task
-feeds them in with ``await send`` — backpressure on that subscriber's stream only. Nothing is
-dropped while the session runs; ``statistics()`` reports backlogs so slow consumers show.
+Each subscriber reads its own memory channel, sized to its ``max_backlog``. Publishing is
+``send_nowait`` and nothing else: no pump task, nothing that outlives the session. A
+subscriber that falls ``max_backlog`` events behind (it stopped reading, broke out of its
+loop, or never started) is detached: its channel closes, it still reads every event it was
+given, and then its iteration raises :class:`SubscriberOverflow`. Closing the broadcaster
+ends every subscriber's iteration once it has read what its channel holds, so nothing
+published before the close is lost.
 
 A batch subscriber reads lists instead, from a channel of one slot: while the list last sent
-still sits in that slot (the consumer has not taken it), new events join it; once taken, the
-next event starts a new list. Each receive returns everything published since the previous
-one, with one checkpoint per list rather than per event, and no pump is ever needed.
+still sits in that slot, new events join it; once taken, the next event starts a new list.
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
-import math
 from typing import Generic, TypeVar
 
 import attrs
 import trio
 
+from .errors import SubscriberOverflow
+
 T = TypeVar("T")
+U = TypeVar("U")
+
+DEFAULT_MAX_BACKLOG = 4096
 
 
 @attrs.frozen
 class SubscriberStatistics:
+    """One subscriber: events handed to it, events waiting in its channel, its limit."""
+
     delivered: int
     backlog: int
     max_backlog: int
-    buffer_size: float
+    overflowed: bool = False
+
+
+@attrs.define(eq=False)
+class _State:
+    max_backlog: int
+    delivered: int = 0
+    overflowed: bool = False
+
+
+class Subscription(trio.abc.ReceiveChannel[U], Generic[U]):
+    """One subscriber's stream: a memory channel that says why it ended.
+
+    Use it as ``async with session.events() as events: async for event in events``. Its
+    iteration ends when the session closes, or raises :class:`SubscriberOverflow` (after
+    every event it was given) if the subscriber fell too far behind.
+    """
+
+    def __init__(self, receive: trio.MemoryReceiveChannel[U], state: _State) -> None:
+        self._receive = receive
+        self._state = state
+
+    async def receive(self) -> U:
+        try:
+            return await self._receive.receive()
+        except trio.EndOfChannel:
+            self._raise_if_overflowed()
+            raise
+
+    def receive_nowait(self) -> U:
+        try:
+            return self._receive.receive_nowait()
+        except trio.EndOfChannel:
+            self._raise_if_overflowed()
+            raise
+
+    def close(self) -> None:
+        """Unsubscribe (synchronously)."""
+        self._receive.close()
+
+    async def aclose(self) -> None:
+        self._receive.close()
+        await trio.lowlevel.checkpoint()
+
+    def statistics(self) -> trio.MemoryChannelStatistics:
+        return self._receive.statistics()
+
+    def _raise_if_overflowed(self) -> None:
+        state = self._state
+        if state.overflowed:
+            raise SubscriberOverflow(
+                f"this subscriber fell more than {state.max_backlog} events behind and was "
+                f"detached after {state.delivered} events; read faster, or subscribe with a "
+                "larger max_backlog (or use event_batches())",
+                delivered=state.delivered,
+                max_backlog=state.max_backlog,
+            ) from None
 
 
 @attrs.define(eq=False)
 class _Subscriber(Generic[T]):
     send: trio.MemorySendChannel[T]
-    buffer_size: float
-    backlog: collections.deque[T] = attrs.field(factory=collections.deque)
-    delivered: int = 0
-    max_backlog: int = 0
-    pumping: bool = False
+    state: _State
 
 
 @attrs.define(eq=False)
 class _BatchSubscriber(Generic[T]):
     send: trio.MemorySendChannel[list[T]]
+    state: _State
     pending: list[T] = attrs.field(factory=list)  # the list last sent
-    delivered: int = 0
-    max_backlog: int = 0
 
 
 class Broadcaster(Generic[T]):
+    """Hands every published event to every subscriber; never waits.
+
+    Until :meth:`end_startup`, it also keeps what it publishes, so that a subscriber made
+    later can start with those events (``from_start``).
+    """
+
     def __init__(self) -> None:
         self._subscribers: list[_Subscriber[T]] = []
         self._batch_subscribers: list[_BatchSubscriber[T]] = []
-        self._nursery: trio.Nursery | None = None
+        self._startup: list[T] | None = []
+        self._kept: tuple[T, ...] = ()
         self._closed = False
-        self.undelivered_at_close = 0
 
-    def bind(self, nursery: trio.Nursery) -> None:
-        """Where backlog pumps run (the session's nursery)."""
-        self._nursery = nursery
+    @property
+    def startup_events(self) -> tuple[T, ...]:
+        return tuple(self._startup) if self._startup is not None else self._kept
 
-    def subscribe(self, buffer: int = 256) -> trio.MemoryReceiveChannel[T]:
-        send, receive = trio.open_memory_channel[T](buffer)
+    def end_startup(self) -> None:
+        """Stop keeping events for ``from_start`` subscribers (those kept stay)."""
+        if self._startup is not None:
+            self._kept = tuple(self._startup)
+            self._startup = None
+
+    def subscribe(
+        self, max_backlog: int = DEFAULT_MAX_BACKLOG, *, from_start: bool = False
+    ) -> Subscription[T]:
+        if max_backlog < 1:
+            raise ValueError(f"max_backlog must be at least 1, got {max_backlog}")
+        send, receive = trio.open_memory_channel[T](max_backlog)
+        sub = _Subscriber(send, _State(max_backlog))
+        self._subscribers.append(sub)
+        for event in self._earlier(from_start):
+            self._deliver(sub, event)
         if self._closed:
+            self._subscribers.clear()
             send.close()
-        else:
-            self._subscribers.append(_Subscriber(send, buffer))
-        return receive
+        return Subscription(receive, sub.state)
 
-    def subscribe_batches(self) -> trio.MemoryReceiveChannel[list[T]]:
+    def subscribe_batches(
+        self, max_backlog: int = DEFAULT_MAX_BACKLOG, *, from_start: bool = False
+    ) -> Subscription[list[T]]:
+        if max_backlog < 1:
+            raise ValueError(f"max_backlog must be at least 1, got {max_backlog}")
         send, receive = trio.open_memory_channel[list[T]](1)
+        sub = _BatchSubscriber(send, _State(max_backlog))
+        self._batch_subscribers.append(sub)
+        for event in self._earlier(from_start):
+            self._deliver_batch(sub, event)
         if self._closed:
+            self._batch_subscribers.clear()
             send.close()
-        else:
-            self._batch_subscribers.append(_BatchSubscriber(send))
-        return receive
+        return Subscription(receive, sub.state)
 
     def publish(self, event: T) -> None:
-        if self._batch_subscribers:
-            self._publish_batches(event)
-        gone: list[_Subscriber[T]] = []
         for sub in self._subscribers:
-            if sub.backlog:
-                self._queue(sub, event)
-                continue
-            try:
-                sub.send.send_nowait(event)
-                sub.delivered += 1
-            except trio.WouldBlock:
-                self._queue(sub, event)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                gone.append(sub)  # the consumer closed its end
-        for sub in gone:
-            self._subscribers.remove(sub)
+            self._deliver(sub, event)
+        for batch_sub in self._batch_subscribers:
+            self._deliver_batch(batch_sub, event)
+        if self._startup is not None:
+            self._startup.append(event)
 
-    def _publish_batches(self, event: T) -> None:
-        gone: list[_BatchSubscriber[T]] = []
-        for sub in self._batch_subscribers:
-            sub.delivered += 1
-            batch = [event]
-            try:
-                sub.send.send_nowait(batch)
-                sub.pending = batch
-            except trio.WouldBlock:  # the slot still holds the last list: it grows
-                sub.pending.append(event)
-                sub.max_backlog = max(sub.max_backlog, len(sub.pending))
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                gone.append(sub)  # the consumer closed its end
-        for sub in gone:
-            self._batch_subscribers.remove(sub)
+    def _earlier(self, from_start: bool) -> tuple[T, ...]:
+        if not from_start:
+            return ()
+        return tuple(self._startup) if self._startup is not None else self._kept
 
-    def _queue(self, sub: _Subscriber[T], event: T) -> None:
-        sub.backlog.append(event)
-        sub.max_backlog = max(sub.max_backlog, len(sub.backlog))
-        if not sub.pumping and self._nursery is not None:
-            sub.pumping = True
-            self._nursery.start_soon(self._pump, sub)
-
-    async def _pump(self, sub: _Subscriber[T]) -> None:
+    def _deliver(self, sub: _Subscriber[T], event: T) -> None:
         try:
-            while sub.backlog:
-                await sub.send.send(sub.backlog[0])
-                sub.backlog.popleft()
-                sub.delivered += 1
+            sub.send.send_nowait(event)
+            sub.state.delivered += 1
+        except trio.WouldBlock:
+            self._detach(sub, overflowed=True)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            with contextlib.suppress(ValueError):
-                self._subscribers.remove(sub)
-        finally:
-            sub.pumping = False
+            self._detach(sub, overflowed=False)  # the consumer closed its end
+
+    def _deliver_batch(self, sub: _BatchSubscriber[T], event: T) -> None:
+        batch = [event]
+        try:
+            sub.send.send_nowait(batch)
+            sub.pending = batch
+        except trio.WouldBlock:  # the slot still holds the last list: it grows
+            if len(sub.pending) >= sub.state.max_backlog:
+                self._detach(sub, overflowed=True)
+                return
+            sub.pending.append(event)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._detach(sub, overflowed=False)
+            return
+        sub.state.delivered += 1
+
+    def _detach(self, sub: _Subscriber[T] | _BatchSubscriber[T], *, overflowed: bool) -> None:
+        sub.state.overflowed = overflowed
+        sub.send.close()
+        if isinstance(sub, _Subscriber):
+            self._subscribers = [s for s in self._subscribers if s is not sub]
+        else:
+            self._batch_subscribers = [s for s in self._batch_subscribers if s is not sub]
 
     def statistics(self) -> list[SubscriberStatistics]:
         single = [
             SubscriberStatistics(
-                s.delivered,
-                len(s.backlog) + s.send.statistics().current_buffer_used,
-                s.max_backlog,
-                s.buffer_size,
+                s.state.delivered,
+                s.send.statistics().current_buffer_used,
+                s.state.max_backlog,
             )
             for s in self._subscribers
         ]
         batched = [
             SubscriberStatistics(
-                b.delivered,
+                b.state.delivered,
                 len(b.pending) if b.send.statistics().current_buffer_used else 0,
-                b.max_backlog,
-                math.inf,
+                b.state.max_backlog,
             )
             for b in self._batch_subscribers
         ]
@@ -155,10 +227,13 @@ class Broadcaster(Generic[T]):
     def close(self) -> None:
         """End every subscriber's iteration once it has read what its channel holds."""
         self._closed = True
+        self.end_startup()
         for sub in self._subscribers:
-            self.undelivered_at_close += len(sub.backlog)
             sub.send.close()
-        self._subscribers.clear()
         for batch_sub in self._batch_subscribers:
             batch_sub.send.close()  # the list in the slot is still read: nothing is lost
-        self._batch_subscribers.clear()
+        self._subscribers = []
+        self._batch_subscribers = []
+
+
+__all__ = ["DEFAULT_MAX_BACKLOG", "Broadcaster", "SubscriberStatistics", "Subscription"]

@@ -51,3 +51,28 @@ class ConnectionLost(TransportError):
 
 class ConnectionClosed(TransportError):
     """An operation was attempted on a connection that is already closed."""
+
+
+class CallAlreadyAnswered(KernlTrioError):
+    """A tool call already has its output; a second one would confuse the model."""
+
+
+class SubscriberOverflow(KernlTrioError):
+    """A subscriber fell further behind than its ``max_backlog``: it was detached.
+
+    Raised from the subscriber's own iteration, after it has read every event it was
+    given; ``delivered`` says how many that was. The session and other subscribers go on.
+    """
+
+    def __init__(self, message: str, *, delivered: int, max_backlog: int) -> None:
+        super().__init__(message)
+        self.delivered = delivered
+        self.max_backlog = max_backlog
+
+
+class SessionRejected(ConfigurationError):
+    """The server refused the session's first configuration (``error`` says why)."""
+
+    def __init__(self, message: str, *, error: object) -> None:
+        super().__init__(message)
+        self.error = error

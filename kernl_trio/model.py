@@ -79,6 +79,14 @@ class RealtimeConnection(Protocol):
         """
         ...
 
+    async def receive_batch(self) -> list[ConnectionEvent]:
+        """Every event already received (at least one), in order, with one checkpoint.
+
+        Raises ``trio.EndOfChannel`` once the connection has closed. The session's router
+        reads the connection this way; ``events`` is the same stream, one event at a time.
+        """
+        ...
+
     @property
     def close_error(self) -> BaseException | None: ...
 

@@ -1,14 +1,17 @@
-"""``RealtimeSession``: one conversation with a realtime model, as a tree of trio tasks.
+"""``RealtimeSession``: the trio driver of one conversation.
 
     run()                    one nursery; leaving it joins everything
-      ├─ connection          reader + writer tasks (inside the model's ``connect()``)
-      ├─ router              server events -> turn state, playback, tools, subscribers
-      ├─ channel input       microphone audio / commit / interrupt -> connection
+      ├─ connection          writer (+ watchdog) tasks, inside the model's ``connect()``
+      ├─ router              reads batches of server events and feeds them to the core
+      ├─ channel input       microphone audio / commit -> connection; interrupts -> core
+      ├─ microphone sender   queued microphone audio -> connection
       └─ turn                one cancel scope per assistant turn
-           ├─ playback       the turn's audio deltas -> channel, paced by the channel
+           ├─ playback       the turn's audio -> channel, paced by the channel
            └─ tool calls     one task per call
 
-See docs/concepts.md for the interruption rules this module implements.
+The rules (turns, interruption, tool settlement, truncation) live in the pure
+:class:`~kernl_trio.core.Conversation`; this module only carries out its actions. See
+docs/concepts.md.
 """
 
 from __future__ import annotations
@@ -19,20 +22,42 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
-import orjson
 import trio
 
 from ._errors import collapse
-from ._fanout import Broadcaster, SubscriberStatistics
+from ._fanout import DEFAULT_MAX_BACKLOG, Broadcaster, SubscriberStatistics, Subscription
 from ._playback import AssumedPlayback
-from ._turn import Call, Turn
 from .context import Context
-from .errors import ConfigurationError, ConnectionClosed, ConnectionLost, HandshakeFailed
+from .core import (
+    Action,
+    CancelTool,
+    CancelTurn,
+    ChannelPlayback,
+    Configured,
+    Conversation,
+    EndTurnAudio,
+    Play,
+    Publish,
+    Rejected,
+    Send,
+    StartTool,
+    StartTurn,
+    ToolOutput,
+    ToolPolicy,
+    error_output,
+    history_changes,
+)
+from .errors import (
+    ConfigurationError,
+    ConnectionClosed,
+    ConnectionLost,
+    HandshakeFailed,
+    SessionRejected,
+)
 from .model import (
     ChannelAudio,
     ChannelCommit,
     ChannelInterrupt,
-    ConnectionEvent,
     ConnectOptions,
     RealtimeChannel,
     RealtimeConnection,
@@ -41,7 +66,6 @@ from .model import (
     StatusChanged,
 )
 from .protocol import (
-    PCM16_24K,
     AudioFormat,
     AudioInputAppend,
     AudioInputCommit,
@@ -51,26 +75,13 @@ from .protocol import (
     InputText,
     Item,
     ItemCreate,
-    ItemDelete,
-    ItemTruncate,
-    ManualTurns,
     MessageItem,
-    OutputAudio,
-    ResponseCancel,
     ResponseConfig,
     ResponseCreate,
-    ResponseCreated,
-    ResponseDone,
-    ResponseInterrupted,
     ServerEvent,
     SessionConfig,
-    SessionCreated,
     SessionUpdate,
-    SessionUpdated,
-    SpeechStarted,
     ToolCall,
-    ToolCancelled,
-    ToolResult,
     TransportStatus,
 )
 from .tools import Tool, ToolArgumentsError
@@ -78,28 +89,14 @@ from .tools import Tool, ToolArgumentsError
 if TYPE_CHECKING:
     from .agent import RealtimeAgent
 
-
-@attrs.frozen
-class ToolOutput:
-    """A tool call settled and its output went to the model."""
-
-    kind = "tool.output"
-    call_id: str
-    name: str
-    output: str
-    error: bool = False
-
-
 SessionEvent = ServerEvent | StatusChanged | ToolOutput
 E = TypeVar("E", bound=SessionEvent)
 
-CANCELLED_OUTPUT = orjson.dumps(
-    {"error": "cancelled", "reason": "the user interrupted before the tool finished"}
-).decode()
+MICROPHONE_BACKLOG = 500
+"""Microphone chunks queued behind a slow socket before the channel is held back."""
 
-
-def _error_output(message: str) -> str:
-    return orjson.dumps({"error": message}).decode()
+CLOSE_GRACE = 5.0
+"""How long closing waits for a call that must not be cancelled, and for the channel."""
 
 
 @attrs.frozen
@@ -107,6 +104,27 @@ class SessionStatistics:
     late_audio_dropped: int
     interruptions: int
     subscribers: list[SubscriberStatistics]
+    abandoned_threads: int = 0
+    """Sync tools whose worker thread was abandoned by a cancellation and may still run."""
+
+
+@attrs.define(eq=False)
+class _TurnTasks:
+    """What the driver holds for one turn: its scope, its audio queue, its tools."""
+
+    id: int
+    previous: _TurnTasks | None
+    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    done: trio.Event = attrs.field(factory=trio.Event)
+    nursery: trio.Nursery | None = None
+    waiting_tools: list[StartTool] = attrs.field(factory=list)
+    drain_until: float | None = None
+    audio_send: trio.MemorySendChannel[AudioOutputDelta] = attrs.field(init=False)
+    audio_receive: trio.MemoryReceiveChannel[AudioOutputDelta] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        # Unbounded: the router must never wait on playback; the response bounds it.
+        self.audio_send, self.audio_receive = trio.open_memory_channel[AudioOutputDelta](math.inf)
 
 
 class RealtimeSession:
@@ -114,6 +132,12 @@ class RealtimeSession:
 
     Use :func:`open_session` (an async context manager), or ``await nursery.start(session.run)``
     when you own the nursery. Nothing the session starts outlives it.
+
+    ``config`` is the session's initial configuration (turn detection, transcription,
+    modalities, voice, formats, ...): it goes in the first ``session.update`` together with
+    the agent's instructions and tools, and the session is ready once the server confirms it.
+    ``answer_unknown_tools=False`` leaves calls of tools the agent does not define to the
+    application (:meth:`send_tool_output`) instead of answering them with an error.
     """
 
     def __init__(
@@ -126,14 +150,17 @@ class RealtimeSession:
         transport: RealtimeTransport | None = None,
         credential: ClientCredential | None = None,
         connect_options: ConnectOptions | None = None,
+        config: SessionConfig | None = None,
+        answer_unknown_tools: bool = True,
     ) -> None:
         self.agent = agent
         self._tools: dict[str, Tool] = agent.all_tools()  # duplicate names fail here
         chosen = model if model is not None else agent.model
         if chosen is None:
-            from .providers.openai import OpenAIRealtimeModel
-
-            chosen = OpenAIRealtimeModel()
+            raise ConfigurationError(
+                f"no model for agent {agent.id!r}: pass model= to the session or set the "
+                "agent's model (e.g. OpenAIRealtimeModel() from kernl_trio.providers.openai)"
+            )
         self.model: RealtimeModel = chosen
         self.context: Context[Any] = context if context is not None else Context(None)
         self._transport = transport
@@ -141,30 +168,46 @@ class RealtimeSession:
         if credential is not None:
             options = attrs.evolve(options, credential=credential)
         self._options = options
+        self._initial_config = config or SessionConfig()
         self._user_channel = channel
         self._handles_audio = transport is not None and transport.handles_audio
-        self.channel: RealtimeChannel = channel if channel is not None else AssumedPlayback()
+        self._core = Conversation(
+            {name: ToolPolicy(t.cancel_on_interrupt) for name, t in self._tools.items()},
+            playback=(
+                ChannelPlayback(channel.played_ms)
+                if channel is not None and not self._handles_audio
+                else None
+            ),
+            plays_audio=not self._handles_audio,
+            answer_unknown_tools=answer_unknown_tools,
+        )
+        self.channel: RealtimeChannel = (
+            channel if channel is not None else AssumedPlayback(self._core.timeline)
+        )
         self.id: str | None = None
         self._status = TransportStatus.DISCONNECTED
         self._conn: RealtimeConnection | None = None
         self._nursery: trio.Nursery | None = None
         self._events: Broadcaster[SessionEvent] = Broadcaster()
-        self._created = trio.Event()
+        self._ready = trio.Event()
+        self._rejection: SessionRejected | None = None
         self._close_requested = trio.Event()
         self._closing = False
         self._started = False
-        self._server_config = SessionConfig()
-        self._turn: Turn | None = None
-        self._last_turn: Turn | None = None
-        self._active_response: str | None = None
-        self._cancelled_responses: set[str] = set()
-        self._cancel_next_response = False
-        self._late_audio_dropped = 0
-        self._interruptions = 0
+        self._turns: dict[int, _TurnTasks] = {}
+        self._last_turn: _TurnTasks | None = None
+        self._call_scopes: dict[str, trio.CancelScope] = {}
+        self._protected: set[str] = set()  # running calls an interruption does not cancel
+        self._protected_changed = trio.Event()
+        self._mic_send, self._mic_receive = trio.open_memory_channel[ClientEvent](
+            MICROPHONE_BACKLOG
+        )
+        self._abandoned_threads = 0
 
     # -- state --------------------------------------------------------------------------------
     @property
     def status(self) -> TransportStatus:
+        """``connecting``, ``connected``, ``disconnecting``, then ``disconnected``."""
         return self._status
 
     @property
@@ -174,11 +217,25 @@ class RealtimeSession:
     @property
     def output_format(self) -> AudioFormat:
         """The format the model sends audio in (from the server's session config)."""
-        return self._server_config.output_format or PCM16_24K
+        return self._core.output_format
+
+    @property
+    def config(self) -> SessionConfig:
+        """The session configuration as the server last confirmed it."""
+        return self._core.config
+
+    @property
+    def startup_events(self) -> tuple[SessionEvent, ...]:
+        """The events published before the session was ready (see ``events(from_start=)``)."""
+        return self._events.startup_events
 
     def statistics(self) -> SessionStatistics:
+        core = self._core.statistics()
         return SessionStatistics(
-            self._late_audio_dropped, self._interruptions, self._events.statistics()
+            core.late_audio_dropped,
+            core.interruptions,
+            self._events.statistics(),
+            self._abandoned_threads,
         )
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -187,11 +244,12 @@ class RealtimeSession:
     ) -> None:
         """Connect, configure, and serve the session until :meth:`close` (or an error).
 
-        ``task_status.started(session)`` fires once the server has created the session.
-        Raises single typed exceptions (``ConnectionLost``, ``HandshakeFailed``, ...).
+        ``task_status.started(session)`` fires once the server has confirmed the session's
+        configuration. Raises single typed exceptions (``ConnectionLost``,
+        ``HandshakeFailed``, ``SessionRejected``, ...).
         """
         if self._started:
-            raise RuntimeError("a RealtimeSession runs once")
+            raise ConfigurationError("a RealtimeSession runs once")
         self._started = True
         self._set_status(TransportStatus.CONNECTING)
         try:
@@ -200,22 +258,27 @@ class RealtimeSession:
                 self._set_status(TransportStatus.CONNECTED)
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
-                    self._events.bind(nursery)
                     nursery.start_soon(self._route, conn)
-                    await self._handshake(conn)
+                    await self._handshake()
                     if self._user_channel is not None and not self._handles_audio:
-                        nursery.start_soon(self._pump_channel_input, conn)
+                        nursery.start_soon(self._read_channel_input)
+                        nursery.start_soon(self._send_microphone, conn)
+                    self._events.end_startup()
                     task_status.started(self)
                     await self._close_requested.wait()
                     self._closing = True
+                    self._set_status(TransportStatus.DISCONNECTING)
+                    await self._wait_for_protected_calls()
                     nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             raise collapse(group) from None
         finally:
             self._closing = True
-            with trio.CancelScope(shield=True), trio.move_on_after(5):
+            if self._status is not TransportStatus.DISCONNECTED:
+                self._set_status(TransportStatus.DISCONNECTING)
+            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE):
                 await self.channel.aclose()
-            self._set_status(TransportStatus.CLOSED)
+            self._set_status(TransportStatus.DISCONNECTED)
             self._events.close()
 
     def close(self) -> None:
@@ -227,41 +290,58 @@ class RealtimeSession:
             return self._transport.connect(self.model, self._options)
         return self.model.connect(self._options)
 
-    async def _handshake(self, conn: RealtimeConnection) -> None:
-        config = await self.agent.session_config(self.context)
+    async def _handshake(self) -> None:
+        config = (await self.agent.session_config(self.context)).merged(self._initial_config)
         if self._user_channel is not None and not self._handles_audio:
             config = attrs.evolve(
                 config,
                 input_format=self._user_channel.input_format,
                 output_format=self._user_channel.output_format,
             )
-        await conn.send(SessionUpdate(config))
-        with trio.move_on_after(self._options.connect_timeout) as waited:
-            await self._created.wait()
+        self._execute(self._core.configure(config))
+        timeout = self._options.connect_timeout
+        with trio.move_on_after(timeout) as waited:
+            await self._ready.wait()
         if waited.cancelled_caught:
             raise HandshakeFailed(
-                f"the server sent no session.created within {self._options.connect_timeout} s"
+                f"the server did not confirm the session's configuration within {timeout} s"
             )
+        if self._rejection is not None:
+            raise self._rejection
+
+    async def _wait_for_protected_calls(self) -> None:
+        """Closing gives calls marked not to be cancelled ``CLOSE_GRACE`` s to finish."""
+        with trio.move_on_after(CLOSE_GRACE):
+            while self._protected:
+                self._protected_changed = trio.Event()
+                await self._protected_changed.wait()
 
     # -- the application's side ------------------------------------------------------------------
-    def events(self, buffer: int = 256) -> trio.MemoryReceiveChannel[SessionEvent]:
+    def events(
+        self, max_backlog: int = DEFAULT_MAX_BACKLOG, *, from_start: bool = False
+    ) -> Subscription[SessionEvent]:
         """A stream of every session event from now on, for one consumer.
 
-        Close it (``async with``) to unsubscribe. A slow consumer only delays its own stream;
-        it ends cleanly when the session closes.
+        Close it (``async with``) to unsubscribe. The session never waits for it: a consumer
+        that falls ``max_backlog`` events behind is detached, and its iteration raises
+        :class:`~kernl_trio.errors.SubscriberOverflow` after the events it was given. It
+        ends cleanly when the session closes, after every event published before the close.
+        ``from_start=True`` first replays :attr:`startup_events` (the connection's status
+        changes, ``session.created``, ``session.updated`` and whatever came with them).
         """
-        return self._events.subscribe(buffer)
+        return self._events.subscribe(max_backlog, from_start=from_start)
 
-    def event_batches(self) -> trio.MemoryReceiveChannel[list[SessionEvent]]:
+    def event_batches(
+        self, max_backlog: int = DEFAULT_MAX_BACKLOG, *, from_start: bool = False
+    ) -> Subscription[list[SessionEvent]]:
         """The same events as :meth:`events`, for one consumer, as lists.
 
         Each receive returns every event published since the previous receive (at least
         one), in order: one checkpoint per list instead of per event, for a consumer that
-        keeps up with audio bursts (a speaker writing many chunks at once). Nothing is
-        dropped; a consumer that falls behind gets a longer list (``statistics()`` shows
-        it). Close it (``async with``) to unsubscribe.
+        keeps up with audio bursts. A list longer than ``max_backlog`` detaches it, as for
+        :meth:`events`. Close it (``async with``) to unsubscribe.
         """
-        return self._events.subscribe_batches()
+        return self._events.subscribe_batches(max_backlog, from_start=from_start)
 
     @overload
     async def wait_for(self, what: type[E]) -> E: ...
@@ -309,15 +389,26 @@ class RealtimeSession:
     async def commit(self) -> None:
         await self._connection().send(AudioInputCommit())
 
-    async def send_message(self, message: str | MessageItem, *, respond: bool = True) -> None:
-        """Add a user message to the conversation and (by default) ask for a response."""
+    async def send_message(
+        self,
+        message: str | MessageItem,
+        *,
+        respond: bool = True,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Add a user message (text, or a :class:`MessageItem` with text, audio or image
+        parts) to the conversation and, by default, ask for a response.
+
+        ``extra`` adds fields to the item's creation event on the wire (the seed's
+        ``otherEventData``), e.g. ``{"event_id": "..."}``.
+        """
         item = (
             message
             if isinstance(message, MessageItem)
             else MessageItem(role="user", content=(InputText(message),))
         )
         conn = self._connection()
-        await conn.send(ItemCreate(item))
+        await conn.send(ItemCreate(item, extra=extra))
         if respond:
             await conn.send(ResponseCreate())
 
@@ -336,19 +427,25 @@ class RealtimeSession:
         start_response: bool = True,
         error: bool = False,
     ) -> None:
-        """Answer a tool call yourself (for calls of tools the agent does not define)."""
+        """Answer a tool call yourself; a tool still running for it is cancelled.
+
+        A call of the current turn is settled like the agent's own calls (one follow-up
+        response once every call of the turn has its output). Raises
+        :class:`~kernl_trio.errors.CallAlreadyAnswered` for a call that has its output.
+        """
         call_id = call if isinstance(call, str) else call.call_id
-        conn = self._connection()
-        await conn.send(ToolResult(call_id, output, error=error))
-        if start_response:
-            await conn.send(ResponseCreate())
+        self._connection()
+        self._execute(
+            self._core.answer_call(call_id, output, error=error, start_response=start_response)
+        )
+        await trio.lowlevel.checkpoint()
 
     async def reset_history(self, old: Sequence[Item], new: Sequence[Item]) -> None:
         """Make the server's conversation match ``new``, given that it holds ``old``.
 
         Items of ``old`` missing from ``new`` are deleted; an assistant item whose audio in
         ``new`` is a prefix of its audio in ``old`` is truncated; changed items are replaced;
-        items without an id, or with an unknown one, are created in place.
+        items without an id, or with an unknown one, are created in place, in order.
         """
         conn = self._connection()
         for event in history_changes(old, new, self.output_format):
@@ -356,14 +453,15 @@ class RealtimeSession:
 
     async def interrupt(self) -> None:
         """Interrupt the assistant now: the same path as a barge-in (see docs/concepts.md)."""
-        self._interrupt("client")
+        self._connection()
+        self._execute(self._core.interrupt("client", trio.current_time()))
         await trio.lowlevel.checkpoint()
 
     def report_played(self, item_id: str, played_ms: float) -> None:
         """Without a channel: tell the session how much of ``item_id`` you have played."""
-        if not isinstance(self.channel, AssumedPlayback):
+        if self._core.timeline is None:
             raise ConfigurationError("report_played is for sessions without a channel")
-        self.channel.report(item_id, played_ms)
+        self._core.report_played(item_id, played_ms)
 
     def mute(self) -> None:
         """Stop sending microphone audio to the model (the channel keeps running)."""
@@ -373,301 +471,175 @@ class RealtimeSession:
         self._connection().unmute()
 
     def _connection(self) -> RealtimeConnection:
-        if self._conn is None or self._status is TransportStatus.CLOSED:
+        if self._conn is None or self._status is TransportStatus.DISCONNECTED or self._closing:
             raise ConnectionClosed("the session is not connected")
         return self._conn
 
     # -- router ------------------------------------------------------------------------------
     async def _route(self, conn: RealtimeConnection) -> None:
-        async for event in conn.events:
-            await self._handle(event)
+        core, execute = self._core, self._execute
+        while True:
+            try:
+                batch = await conn.receive_batch()
+            except trio.EndOfChannel:
+                break
+            now = trio.current_time()
+            for event in batch:
+                if isinstance(event, StatusChanged):
+                    continue  # the session reports its own status
+                execute(core.receive(event, now))
         if not self._closing:
-            error = conn.close_error or ConnectionLost("the connection ended")
-            raise error
+            raise conn.close_error or ConnectionLost("the connection ended")
 
-    async def _handle(self, event: ConnectionEvent) -> None:
-        if isinstance(event, AudioOutputDelta):
-            self._on_audio(event)
-            return
-        if isinstance(event, StatusChanged):
-            self._set_status(event.status)
-            return
-        if isinstance(event, ResponseCreated):
-            await self._on_response_created(event)
-        elif isinstance(event, SessionCreated):
-            self.id = self.context.session_id = event.session.id
-            self._server_config = event.session.config
-            self._sync_assumed_format()
-            self._created.set()
-        elif isinstance(event, SessionUpdated):
-            self._server_config = self._server_config.merged(event.session.config)
-            self._sync_assumed_format()
-        elif isinstance(event, SpeechStarted) and self._interrupt("server"):
-            # The interruption's events went out first: a consumer stops its speaker on
-            # ResponseInterrupted one event sooner. Then the router steps aside for two
-            # scheduler passes, so the tasks the interruption woke (subscribers, the cancelled
-            # turn, then the writer) run before it reads the response's late audio.
-            self._events.publish(event)
-            await trio.lowlevel.checkpoint()
-            await trio.lowlevel.checkpoint()
-            return
-        self._events.publish(event)
-        if isinstance(event, ResponseDone):
-            self._on_response_done(event)
-        elif isinstance(event, ToolCall):
-            self._on_tool_call(event)
+    def _execute(self, actions: list[Action]) -> None:
+        """Carry out the core's actions, in order, without a checkpoint."""
+        for action in actions:
+            if isinstance(action, Publish):
+                self._events.publish(action.event)
+            elif isinstance(action, Play):
+                self._turns[action.turn].audio_send.send_nowait(action.delta)
+            elif isinstance(action, Send):
+                self._connection_for_core().send_nowait(action.event)
+            elif isinstance(action, StartTurn):
+                self._start_turn(action)
+            elif isinstance(action, EndTurnAudio):
+                turn = self._turns.get(action.turn)
+                if turn is not None:
+                    turn.drain_until = action.drain_until
+                    turn.audio_send.close()
+            elif isinstance(action, CancelTurn):
+                cancelled = self._turns.get(action.turn)
+                if cancelled is not None:
+                    cancelled.scope.cancel()
+                    cancelled.audio_send.close()
+                self.channel.interrupt()
+            elif isinstance(action, StartTool):
+                self._start_tool(action)
+            elif isinstance(action, CancelTool):
+                scope = self._call_scopes.get(action.call_id)
+                if scope is not None:
+                    scope.cancel()
+            elif isinstance(action, Configured):
+                self.id = self.context.session_id = action.session_id
+                self._ready.set()
+            elif isinstance(action, Rejected):
+                self._rejection = SessionRejected(
+                    f"the server refused the session configuration: {action.error.message}",
+                    error=action.error,
+                )
+                self._ready.set()
 
-    def _on_audio(self, delta: AudioOutputDelta) -> None:
-        if delta.response_id in self._cancelled_responses:
-            self._late_audio_dropped += 1
-            return
-        turn = self._turn
-        if (
-            turn is not None
-            and delta.response_id in turn.active_responses
-            and not self._handles_audio
-        ):
-            if self._user_channel is None:
-                # Nothing to play: account for it here, without a task switch per delta.
-                turn.count_audio(delta)
-                assert isinstance(self.channel, AssumedPlayback)
-                self.channel.play_nowait(delta.audio, item_id=delta.item_id)
-            else:
-                turn.enqueue_audio(delta)
-        self._events.publish(delta)
-
-    async def _on_response_created(self, event: ResponseCreated) -> None:
-        self._active_response = event.response_id
-        if self._cancel_next_response:
-            # A follow-up we asked for just before an interruption: it must not play.
-            self._cancel_next_response = False
-            self._cancelled_responses.add(event.response_id)
-            self._connection().send_nowait(ResponseCancel(response_id=event.response_id))
-            return
-        turn = self._turn
-        if turn is None or turn.finishing:
-            turn = Turn(previous=self._last_turn)
-            assert self._nursery is not None
-            await self._nursery.start(self._run_turn, turn)
-            self._turn = self._last_turn = turn
-        turn.add_response(event.response_id)
-
-    def _on_response_done(self, event: ResponseDone) -> None:
-        if self._active_response == event.response_id:
-            self._active_response = None
-        turn = self._turn
-        if turn is None or event.response_id not in turn.active_responses:
-            return
-        turn.active_responses.discard(event.response_id)
-        self._settle_turn(turn)
-
-    def _settle_turn(self, turn: Turn) -> None:
-        if turn.ready_for_followup():
-            turn.needs_followup = False
-            turn.awaiting_followup = True
-            self._connection().send_nowait(ResponseCreate())
-        turn.try_finish()
+    def _connection_for_core(self) -> RealtimeConnection:
+        assert self._conn is not None
+        return self._conn
 
     # -- turns -----------------------------------------------------------------------------------
-    async def _run_turn(self, turn: Turn, *, task_status: trio.TaskStatus[None]) -> None:
+    def _start_turn(self, action: StartTurn) -> None:
+        previous = self._turns.get(action.previous) if action.previous is not None else None
+        turn = _TurnTasks(action.turn, previous)
+        self._turns[turn.id] = turn
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run_turn, turn)
+
+    async def _run_turn(self, turn: _TurnTasks) -> None:
         try:
             with turn.scope:
                 async with trio.open_nursery() as nursery:
                     turn.nursery = nursery
-                    task_status.started()
+                    for waiting in turn.waiting_tools:
+                        nursery.start_soon(self._run_tool, waiting)
+                    turn.waiting_tools.clear()
                     await self._play(turn)
         finally:
             turn.done.set()
-            if self._turn is turn:
-                self._turn = None
+            turn.previous = None
+            del self._turns[turn.id]
+            self._execute(self._core.turn_done(turn.id))
 
-    async def _play(self, turn: Turn) -> None:
+    async def _play(self, turn: _TurnTasks) -> None:
         if turn.previous is not None:
             await turn.previous.done.wait()  # one speaker: turns play in order
         async for delta in turn.audio_receive:
             await self.channel.play(
                 delta.audio, item_id=delta.item_id, content_index=delta.content_index
             )
-        await self.channel.wait_drained()
+        if turn.drain_until is not None:
+            await trio.sleep_until(turn.drain_until)
+        else:
+            await self.channel.wait_drained()
 
     # -- tools -----------------------------------------------------------------------------------
-    def _on_tool_call(self, event: ToolCall) -> None:
-        turn = self._turn
-        if turn is None or turn.finishing or event.response_id in self._cancelled_responses:
-            # A late call of a cancelled response (or of no live turn): answer it so the
-            # conversation holds no call without output, but never run it.
-            self._connection().send_nowait(ToolResult(event.call_id, CANCELLED_OUTPUT, error=True))
-            self._events.publish(ToolCancelled(event.call_id, event.name, event.response_id))
+    def _start_tool(self, action: StartTool) -> None:
+        if not action.in_turn:
+            self._protected.add(action.call_id)
+            assert self._nursery is not None
+            self._nursery.start_soon(self._run_tool, action)
             return
-        tool = self._tools.get(event.name)
-        call = Call(
-            event.call_id,
-            event.name,
-            event.response_id,
-            cancel_on_interrupt=tool.cancel_on_interrupt if tool is not None else True,
-        )
-        turn.calls[call.call_id] = call
-        turn.needs_followup = True
-        if tool is None:
-            self._settle_call(turn, call, _error_output(f"unknown tool {event.name!r}"), True)
-            return
-        # Calls that must finish run outside the turn's scope, so an interruption spares them.
-        nursery = turn.nursery if call.cancel_on_interrupt else self._nursery
-        assert nursery is not None
-        nursery.start_soon(self._run_tool, turn, call, tool, event.arguments)
+        turn = self._turns[action.turn]
+        if turn.nursery is None:
+            turn.waiting_tools.append(action)  # the turn's task starts it
+        else:
+            turn.nursery.start_soon(self._run_tool, action)
 
-    async def _run_tool(self, turn: Turn, call: Call, tool: Tool, arguments: str) -> None:
+    async def _run_tool(self, action: StartTool) -> None:
+        tool = self._tools[action.name]
         error = True
-        with trio.CancelScope() as call.scope:
-            try:
-                if tool.timeout is not None:
-                    with trio.fail_after(tool.timeout):
-                        output = await tool.invoke(self.context, arguments)
-                else:
-                    output = await tool.invoke(self.context, arguments)
-                error = False
-            except trio.TooSlowError:
-                output = _error_output(f"{tool.name} timed out after {tool.timeout} s")
-            except ToolArgumentsError as exc:
-                output = _error_output(str(exc))
-            except Exception as exc:
-                output = _error_output(f"{tool.name} failed: {type(exc).__name__}: {exc}")
-        if call.scope.cancelled_caught or call.settled:
+        try:
+            with trio.CancelScope() as scope:
+                self._call_scopes[action.call_id] = scope
+                try:
+                    if tool.timeout is not None:
+                        with trio.fail_after(tool.timeout):
+                            output = await tool.invoke(self.context, action.arguments)
+                    else:
+                        output = await tool.invoke(self.context, action.arguments)
+                    error = False
+                except trio.TooSlowError:
+                    output = error_output(f"{tool.name} timed out after {tool.timeout} s")
+                except ToolArgumentsError as exc:
+                    output = error_output(str(exc))
+                except Exception as exc:
+                    output = error_output(f"{tool.name} failed: {type(exc).__name__}: {exc}")
+        except trio.Cancelled:
+            self._count_abandoned(tool)
+            raise
+        finally:
+            self._call_scopes.pop(action.call_id, None)
+            if action.call_id in self._protected:
+                self._protected.discard(action.call_id)
+                self._protected_changed.set()
+        if scope.cancelled_caught:
+            self._count_abandoned(tool)
             return
-        self._settle_call(turn, call, output, error)
+        self._execute(self._core.tool_finished(action.call_id, output, error=error))
 
-    def _settle_call(self, turn: Turn, call: Call, output: str, error: bool) -> None:
-        call.settled = True
-        self._connection().send_nowait(ToolResult(call.call_id, output, error=error))
-        self._events.publish(ToolOutput(call.call_id, call.name, output, error))
-        self._settle_turn(turn)
-
-    # -- interruption ------------------------------------------------------------------------------
-    def _interrupt(self, source: str) -> bool:
-        """Everything an interruption does, in one scheduler pass (no checkpoint inside).
-
-        Returns False when there was nothing to interrupt.
-        """
-        turn = self._turn
-        if turn is None or turn.done.is_set():
-            return False
-        conn = self._connection()
-        self._turn = None
-        self._interruptions += 1
-        turn.interrupted = True
-        # What was heard, and what to cancel, before anything stops.
-        played = {item: self.channel.played_ms(item) for item in turn.items}
-        cancelled = [c for c in turn.unsettled_calls() if c.cancel_on_interrupt]
-        active = self._active_response
-        response_active = active is not None and active in turn.active_responses
-        point = turn.truncation_point(played, self.output_format, response_active)
-        # Subscribers learn it once (publishing never waits), first, so the application is
-        # the first task the scheduler wakes.
-        self._events.publish(
-            ResponseInterrupted(
-                response_id=turn.responses[-1] if turn.responses else None,
-                item_id=point[0].item_id if point else None,
-                played_ms=point[1] if point else None,
-                cancelled_call_ids=tuple(c.call_id for c in cancelled),
-                source=source,
-            )
-        )
-        # 1. playback stops at the current chunk, queued audio is discarded, channel flushed
-        turn.scope.cancel()
-        self.channel.interrupt()
-        # 2. pending calls are cancelled and answered; none will start a response
-        for call in cancelled:
-            call.settled = True
-        if turn.awaiting_followup:
-            self._cancel_next_response = True
-        # 3. the model is told: cancel (unless the server does it itself), then truncate
-        outgoing: list[ClientEvent] = []
-        if response_active and not (source == "server" and self._server_cancels_on_speech()):
-            outgoing.append(ResponseCancel(response_id=active))
-        self._cancelled_responses.update(turn.responses)
-        if point is not None:
-            item, heard = point
-            outgoing.append(ItemTruncate(item.item_id, heard, content_index=item.content_index))
-        for call in cancelled:
-            outgoing.append(ToolResult(call.call_id, CANCELLED_OUTPUT, error=True))
-        for event in outgoing:
-            conn.send_nowait(event)
-        for call in cancelled:
-            self._events.publish(ToolCancelled(call.call_id, call.name, call.response_id))
-        return True
-
-    def _server_cancels_on_speech(self) -> bool:
-        detection = self._server_config.turn_detection
-        if detection is None:
-            return True  # the server's default: server_vad with interrupt_response
-        if isinstance(detection, ManualTurns):
-            return False
-        return detection.interrupt_response is not False
+    def _count_abandoned(self, tool: Tool) -> None:
+        if tool.runs_in_thread and tool.cancel_on_interrupt:
+            self._abandoned_threads += 1
 
     # -- channel input -----------------------------------------------------------------------------
-    async def _pump_channel_input(self, conn: RealtimeConnection) -> None:
+    async def _read_channel_input(self) -> None:
+        """Interrupts reach the core at once; audio queues for the microphone sender, so a
+        barge-in never waits behind audio stuck in a slow socket."""
         assert self._user_channel is not None
-        async for item in self._user_channel.input:
-            if isinstance(item, ChannelAudio):
-                await conn.send(AudioInputAppend(item.audio))
-            elif isinstance(item, ChannelCommit):
-                await conn.send(AudioInputCommit())
-            elif isinstance(item, ChannelInterrupt):
-                self._interrupt("channel")
+        async with self._mic_send:
+            async for item in self._user_channel.input:
+                if isinstance(item, ChannelInterrupt):
+                    self._execute(self._core.interrupt("channel", trio.current_time()))
+                elif isinstance(item, ChannelAudio):
+                    await self._mic_send.send(AudioInputAppend(item.audio))
+                elif isinstance(item, ChannelCommit):
+                    await self._mic_send.send(AudioInputCommit())
 
-    def _sync_assumed_format(self) -> None:
-        if isinstance(self.channel, AssumedPlayback):
-            self.channel.output_format = self.output_format
+    async def _send_microphone(self, conn: RealtimeConnection) -> None:
+        async with self._mic_receive:
+            async for event in self._mic_receive:
+                await conn.send(event)
 
     def _set_status(self, status: TransportStatus) -> None:
         previous, self._status = self._status, status
         if previous is not status:
             self._events.publish(StatusChanged(status, previous))
-
-
-def history_changes(
-    old: Sequence[Item], new: Sequence[Item], output_format: AudioFormat
-) -> list[ClientEvent]:
-    """The client events that turn the conversation ``old`` into ``new`` (see reset_history)."""
-    old_by_id = {item.id: item for item in old if item.id is not None}
-    new_ids = {item.id for item in new if item.id is not None}
-    events: list[ClientEvent] = [
-        ItemDelete(item_id) for item_id in old_by_id if item_id not in new_ids
-    ]
-    previous: str | None = None
-    for item in new:
-        before = old_by_id.get(item.id) if item.id is not None else None
-        if before is not None and before == item:
-            previous = item.id
-            continue
-        if before is not None and item.id is not None:
-            cut = _audio_cut_ms(before, item, output_format)
-            if cut is not None:
-                events.append(ItemTruncate(item.id, cut))
-                previous = item.id
-                continue
-            events.append(ItemDelete(item.id))
-        events.append(ItemCreate(item, previous_item_id=previous or "root"))
-        previous = item.id
-    return events
-
-
-def _audio_cut_ms(before: Item, after: Item, output_format: AudioFormat) -> int | None:
-    if not (isinstance(before, MessageItem) and isinstance(after, MessageItem)):
-        return None
-    if before.role != "assistant" or attrs.evolve(after, content=before.content) != before:
-        return None
-    for old_part, new_part in zip(before.content, after.content, strict=False):
-        if (
-            isinstance(old_part, OutputAudio)
-            and isinstance(new_part, OutputAudio)
-            and old_part.audio is not None
-            and new_part.audio is not None
-            and len(new_part.audio) < len(old_part.audio)
-            and old_part.audio.startswith(new_part.audio)
-        ):
-            return math.floor(output_format.duration_ms(len(new_part.audio)))
-    return None
 
 
 @asynccontextmanager
@@ -680,12 +652,16 @@ async def open_session(
     transport: RealtimeTransport | None = None,
     credential: ClientCredential | None = None,
     connect_options: ConnectOptions | None = None,
+    config: SessionConfig | None = None,
+    answer_unknown_tools: bool = True,
 ) -> AsyncIterator[RealtimeSession]:
     """Open a realtime session for ``agent``; it lives exactly as long as the block.
 
-    Leaving the block (normally, by exception or by cancellation) cancels the session's tools,
-    closes the channel and the connection, and joins every task. Errors come out as single
-    typed exceptions (``ConnectionLost``, ``HandshakeFailed``, ``ConfigurationError``).
+    The block is entered once the server has confirmed the session's configuration (the
+    agent's, with ``config``'s fields over it). Leaving the block (normally, by exception or
+    by cancellation) cancels the session's tools, closes the channel and the connection, and
+    joins every task. Errors come out as single typed exceptions (``ConnectionLost``,
+    ``HandshakeFailed``, ``SessionRejected``, ``ConfigurationError``).
     """
     session = RealtimeSession(
         agent,
@@ -695,6 +671,8 @@ async def open_session(
         transport=transport,
         credential=credential,
         connect_options=connect_options,
+        config=config,
+        answer_unknown_tools=answer_unknown_tools,
     )
     try:
         async with trio.open_nursery() as nursery:
@@ -711,6 +689,7 @@ __all__ = [
     "ConfigurationError",
     "RealtimeSession",
     "SessionEvent",
+    "SessionRejected",
     "SessionStatistics",
     "ToolOutput",
     "history_changes",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import re
 import types
 import typing
@@ -22,7 +23,6 @@ from typing import Any, overload
 
 import attrs
 import cattrs
-import orjson
 import trio
 
 from . import _schema
@@ -94,8 +94,9 @@ class Tool:
             callers that invoke a tool directly apply their own cancel scope.
         cancel_on_interrupt: ``True`` (the default): an interruption of the turn cancels the
             call. ``False``: the call must finish even when the turn is interrupted (a
-            payment, a booking); the session runs it outside the turn's cancel scope, and a
-            sync tool's worker thread is then never abandoned.
+            payment, a booking); the session runs it outside the turn's cancel scope, and
+            closing the session gives it a grace period (``session.CLOSE_GRACE``) before
+            cancelling it.
         is_async: The function is ``async def``: awaited in the caller's task. Otherwise it
             runs in a worker thread.
         takes_context: Its first parameter is the session's :class:`~kernl_trio.Context`.
@@ -113,6 +114,11 @@ class Tool:
     takes_context: bool = False
     is_method: bool = False
     _arguments: _schema.Arguments = attrs.field(repr=False, alias="arguments")
+
+    @property
+    def runs_in_thread(self) -> bool:
+        """A sync function: each call runs in a worker thread."""
+        return not self.is_async
 
     @property
     def definition(self) -> FunctionTool:
@@ -134,8 +140,8 @@ class Tool:
         An empty string counts as ``{}``. Raises :class:`ToolArgumentsError`.
         """
         try:
-            payload = orjson.loads(arguments) if arguments.strip() else {}
-        except orjson.JSONDecodeError as exc:
+            payload = _loads_exact(arguments) if arguments.strip() else {}
+        except ValueError as exc:
             raise ToolArgumentsError(
                 f"arguments of tool {self.name!r} are not valid JSON: {exc}",
                 tool_name=self.name,
@@ -168,8 +174,9 @@ class Tool:
 
         No timeout is applied here (see :attr:`timeout`). An async function runs in the
         caller's task, so cancelling the caller's scope cancels it (its ``finally`` blocks
-        run). A sync function runs in a worker thread; when :attr:`cancel_on_interrupt` is
-        true a cancellation abandons the thread (it runs on, its result is discarded).
+        run). A sync function runs in a worker thread, which cannot be killed: a cancellation
+        abandons the thread (it runs on, its result is discarded; the session counts it in
+        ``statistics().abandoned_threads``).
         """
         if self.is_method:
             raise ToolDefinitionError(
@@ -181,9 +188,10 @@ class Tool:
         if self.is_async:
             result = await self.function(*args, **kwargs)
         else:
+            # A thread cannot be killed: a cancellation (an interruption, a timeout, the
+            # session closing) abandons it, and it runs on with its result discarded.
             result = await trio.to_thread.run_sync(
-                functools.partial(self.function, *args, **kwargs),
-                abandon_on_cancel=self.cancel_on_interrupt,
+                functools.partial(self.function, *args, **kwargs), abandon_on_cancel=True
             )
         return self.serialise(result)
 
@@ -388,3 +396,13 @@ class Toolkit:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, tools={[t.name for t in self._tools]!r})"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _loads_exact(text: str) -> Any:
+    """JSON with integers of any size kept exact (orjson turns those past 64 bits into
+    floats, silently rounding them); NaN and Infinity are refused."""
+    return json.loads(text, parse_constant=_reject_constant)

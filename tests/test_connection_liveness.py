@@ -38,7 +38,7 @@ AGENT = RealtimeAgent(id="a", name="A", instructions="x")
 
 
 class MisbehavingPeer:
-    """Accepts one connection, sends ``session.created``, then never writes again.
+    """Accepts one connection, confirms the session, then never writes again.
 
     ``reads=True``: it keeps reading (and records the frames) but answers nothing, not even
     a ping. ``reads=False``: it stops reading, so the client's writes fill the socket buffers.
@@ -63,7 +63,11 @@ class MisbehavingPeer:
                 session = copy.deepcopy(DEFAULT_SESSION) | {"id": "sess_1"}
                 created = {"type": "session.created", "event_id": "evt_1", "session": session}
                 peer.protocol.send_text(orjson.dumps(created))
-                await peer.flush()  # the 101 response and session.created; nothing after
+                await peer.flush()  # the 101 response and session.created
+                await peer.next_frame()  # the client's session.update, confirmed; nothing after
+                updated = {"type": "session.updated", "event_id": "evt_2", "session": session}
+                peer.protocol.send_text(orjson.dumps(updated))
+                await peer.flush()
                 if not self.reads:
                     await trio.sleep_forever()
                 with contextlib.suppress(EOFError):  # until the client gives up

@@ -38,6 +38,7 @@ from kernl_trio.protocol import (
     ClientEvent,
     FunctionTool,
     InputAudio,
+    InputImage,
     InputText,
     ItemCreate,
     ItemCreated,
@@ -751,15 +752,37 @@ def test_unmodelled_items_and_parts_become_provider_items() -> None:
         "server_label": "s",
         "arguments": "{}",
     }
-    image: dict[str, Any] = {
+    unknown_part: dict[str, Any] = {
         "type": "message",
         "id": "i1",
         "role": "user",
-        "content": [{"type": "input_image", "image_url": "data:image/png;base64,AA=="}],
+        "content": [{"type": "input_hologram", "data": "AA=="}],
     }
-    for item in (mcp, image):
+    for item in (mcp, unknown_part):
         event = codec.decode_message({"type": "conversation.item.added", "item": item})
         assert event == ItemCreated(ProviderItem(item["type"], item, item["id"]))
+
+
+def test_image_parts_and_extra_event_fields_encode() -> None:
+    image = InputImage.from_bytes(b"\x89PNG", "image/png")
+    message = MessageItem("user", (InputText("what is this?"), image))
+    [wire] = OpenAICodec().encode(ItemCreate(message, extra={"event_id": "e1", "type": "x"}))
+    assert wire == {
+        "type": "conversation.item.create",
+        "event_id": "e1",
+        "item": {
+            "type": "message",
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "what is this?"},
+                {"type": "input_image", "image_url": "data:image/png;base64,iVBORw=="},
+            ],
+        },
+    }
+    _client_adapter.validate_python(wire)  # the official types accept it
+    added = {"type": "conversation.item.added", "item": wire["item"]}
+    decoded = OpenAICodec().decode_message(added)
+    assert decoded == ItemCreated(message)
 
 
 def test_beta_item_part_spellings_decode() -> None:

@@ -12,7 +12,12 @@ import trio.lowlevel
 import trio.testing
 
 from kernl_trio.agent import RealtimeAgent
-from kernl_trio.errors import ConfigurationError, ConnectionLost, HandshakeFailed
+from kernl_trio.errors import (
+    ConfigurationError,
+    ConnectionLost,
+    HandshakeFailed,
+    SubscriberOverflow,
+)
 from kernl_trio.model import StatusChanged
 from kernl_trio.protocol import (
     AudioOutputDelta,
@@ -570,7 +575,7 @@ async def test_slow_subscriber_does_not_delay_interruption(
     model = OpenAIRealtimeModel(base_url=server.url)
     channel = VirtualChannel()
     async with open_session(AGENT, model=model, channel=channel) as session:
-        slow = session.events(buffer=1)  # never read until the end
+        slow = session.events(max_backlog=1000)  # never read until the end
         async with session.events() as stream, slow:
             _, t0 = await _start_long_answer(session, stream)
             await trio.sleep_until(t0 + 1)
@@ -582,6 +587,98 @@ async def test_slow_subscriber_does_not_delay_interruption(
             lagging = [event async for event in _drain(slow)]
     assert sum(isinstance(e, AudioOutputDelta) for e in lagging) == 250
     assert sum(isinstance(e, ResponseInterrupted) for e in lagging) == 1
+
+
+async def test_subscriber_past_its_backlog_is_detached_with_a_typed_error(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = await start_server(nursery, [Reply.of(AudioReply("Four.", ms=2000))])
+    model = OpenAIRealtimeModel(base_url=server.url)
+    async with open_session(AGENT, model=model) as session:
+        lagging = session.events(max_backlog=10)  # never read while the answer streams
+        async with session.events() as reader:
+            await session.send_message("What is two plus two?")
+            everything = await _collect_until(reader, ResponseDone)
+            assert len(session.statistics().subscribers) == 1  # the laggard is detached
+        got: list[SessionEvent] = []
+        with pytest.raises(SubscriberOverflow) as raised:
+            async with lagging:
+                async for event in lagging:
+                    got.append(event)
+    assert got == everything[:10]  # what it was given, then the error
+    assert raised.value.delivered == 10
+    assert raised.value.max_backlog == 10
+
+
+async def test_subscriber_that_breaks_out_or_never_reads_never_breaks_close(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = await start_server(nursery, [Reply.of(AudioReply("Four.", ms=2000))] * 2)
+    model = OpenAIRealtimeModel(base_url=server.url)
+    before = library_tasks()
+    async with open_session(AGENT, model=model) as session:
+        session.events(max_backlog=4)  # never entered, never read
+        broken = session.events(max_backlog=4)
+        await session.send_message("What is two plus two?")
+        async for _event in broken:
+            break  # leaves the subscription open and unread
+        await session.wait_for(ResponseDone)
+        await session.send_message("And three plus three?")
+        await session.wait_for(ResponseDone)
+    assert library_tasks() == before
+
+
+async def test_dropped_socket_with_a_stale_subscriber_is_connection_lost(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = await start_server(nursery, [Reply.of(AudioReply("Four.", ms=2000))])
+    model = OpenAIRealtimeModel(base_url=server.url)
+    with pytest.raises(ConnectionLost):
+        async with open_session(AGENT, model=model) as session:
+            stale = session.events(max_backlog=2)
+            async with session.events() as reader:
+                await session.send_message("hi")
+                await _collect_until(reader, AudioOutputDelta)
+                await (await server.connection()).drop()
+                async for _ in reader:
+                    pass
+    with pytest.raises(SubscriberOverflow):
+        async for _ in stale:
+            pass
+
+
+async def test_readers_get_every_event_before_close_then_end(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = await start_server(nursery, [Reply.of(AudioReply("Four.", ms=2000))])
+    model = OpenAIRealtimeModel(base_url=server.url)
+    async with open_session(AGENT, model=model) as session:
+        late_reader = session.events()
+        async with session.events() as reader:
+            await session.send_message("What is two plus two?")
+            expected = await _collect_until(reader, ResponseDone)
+    async with late_reader:
+        got = [event async for event in late_reader]
+    assert got[: len(expected)] == expected
+    statuses = [e.status for e in got[len(expected) :] if isinstance(e, StatusChanged)]
+    assert statuses == [TransportStatus.DISCONNECTING, TransportStatus.DISCONNECTED]
+
+
+async def test_first_events_are_observable_from_start(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = await start_server(nursery, [])
+    model = OpenAIRealtimeModel(base_url=server.url)
+    async with open_session(AGENT, model=model) as session:
+        async with session.events(from_start=True) as stream:
+            first = [stream.receive_nowait() for _ in range(len(session.startup_events))]
+    assert first == list(session.startup_events)
+    kinds = [type(e).__name__ for e in first]
+    assert kinds == ["StatusChanged", "StatusChanged", "SessionCreated", "SessionUpdated"]
+    assert [e.status for e in first if isinstance(e, StatusChanged)] == [
+        TransportStatus.CONNECTING,
+        TransportStatus.CONNECTED,
+    ]
 
 
 async def test_event_batches_carry_every_event_in_order(
@@ -612,17 +709,17 @@ async def test_unread_batch_grows_then_is_read_whole_after_close(
             await session.send_message("What is two plus two?")
             one_by_one = await _collect_until(single, ResponseDone)
             [_, unread] = session.statistics().subscribers
-            assert unread.backlog == unread.max_backlog == len(one_by_one)
+            assert unread.backlog == len(one_by_one)
     async with batches:
         lists = [batch async for batch in batches]
     [everything] = lists  # one list: nothing was taken before the session closed
     assert everything[: len(one_by_one)] == one_by_one
     rest = everything[len(one_by_one) :]
     assert rest and all(isinstance(e, StatusChanged) for e in rest)
-    assert rest[-1].status is TransportStatus.CLOSED  # type: ignore[union-attr]
+    assert rest[-1].status is TransportStatus.DISCONNECTED  # type: ignore[union-attr]
 
 
-async def _drain(stream: trio.MemoryReceiveChannel[SessionEvent]) -> Any:
+async def _drain(stream: trio.abc.ReceiveChannel[SessionEvent]) -> Any:
     while True:
         try:
             yield stream.receive_nowait()

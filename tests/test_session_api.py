@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import attrs
+import pytest
 import trio
 import trio.testing
 
 from kernl_trio import RealtimeAgent, RealtimeSession, SessionEvent
+from kernl_trio.core import ToolOutput, counter_ids
+from kernl_trio.errors import CallAlreadyAnswered
 from kernl_trio.protocol import (
     PCM16_24K,
     InputText,
@@ -17,6 +21,7 @@ from kernl_trio.protocol import (
     ItemTruncate,
     MessageItem,
     OutputAudio,
+    OutputText,
     ResponseDone,
     ToolCall,
     TransportStatus,
@@ -43,7 +48,7 @@ async def test_run_under_nursery_start_and_close(
         assert session.status is TransportStatus.CONNECTED
         assert session.id is not None
         session.close()
-    assert session.status is TransportStatus.CLOSED
+    assert session.status is TransportStatus.DISCONNECTED
     assert library_tasks() == before
 
 
@@ -69,30 +74,51 @@ async def test_audio_commit_and_mute(
     assert len(conn.of_type("input_audio_buffer.commit")) == 2
 
 
-def open_session_with(url: str, channel: VirtualChannel):  # type: ignore[no-untyped-def]
+def open_session_with(url: str, channel: VirtualChannel, **options: Any):  # type: ignore[no-untyped-def]
     from kernl_trio import open_session
 
-    return open_session(AGENT, model=OpenAIRealtimeModel(base_url=url), channel=channel)
+    return open_session(AGENT, model=OpenAIRealtimeModel(base_url=url), channel=channel, **options)
 
 
 async def test_send_tool_output_for_an_unhandled_call(
     nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
     server = await start_server(nursery, [Reply.of(ToolCallReply("external", call_id="call_x"))])
-    # the agent does not define "external": the session answers with an error by itself,
-    # and an application may also answer a call through send_tool_output
-    async with open_session_with(server.url, VirtualChannel()) as session:
+    # the agent does not define "external": with answer_unknown_tools=False the application
+    # answers it, and that is the call's one output
+    options = {"answer_unknown_tools": False}
+    async with open_session_with(server.url, VirtualChannel(), **options) as session:
         async with session.events() as stream:
             await session.send_message("hi")
             call = await _next_of(stream, ToolCall)
             await session.send_tool_output(call, '{"ok": true}', start_response=False)
             await _next_of(stream, ResponseDone)
+            with pytest.raises(CallAlreadyAnswered):
+                await session.send_tool_output(call, '{"again": true}')
     outputs = [e["item"] for e in server.connections[0].of_type("conversation.item.create")[1:]]
-    assert {
-        "type": "function_call_output",
-        "call_id": "call_x",
-        "output": '{"ok": true}',
-    } in outputs
+    assert outputs == [
+        {"type": "function_call_output", "call_id": "call_x", "output": '{"ok": true}'}
+    ]
+    assert not server.connections[0].of_type("response.create")[1:]
+
+
+async def test_send_tool_output_never_adds_a_second_output(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = await start_server(nursery, [Reply.of(ToolCallReply("external", call_id="call_x"))])
+    async with open_session_with(server.url, VirtualChannel()) as session:
+        async with session.events() as stream:
+            await session.send_message("hi")
+            call = await _next_of(stream, ToolCall)
+            await _next_of(stream, ToolOutput)  # the session answered: unknown tool
+            with pytest.raises(CallAlreadyAnswered):
+                await session.send_tool_output(call, '{"ok": true}')
+            await trio.sleep(1)
+    conn = server.connections[0]
+    outputs = [e["item"] for e in conn.of_type("conversation.item.create")[1:]]
+    assert [o["call_id"] for o in outputs] == ["call_x"]
+    assert "unknown tool" in outputs[0]["output"]
+    assert len(conn.of_type("response.create")) == 2  # the message's and the one follow-up
 
 
 async def _next_of(stream: trio.MemoryReceiveChannel[SessionEvent], kind: type[T]) -> T:
@@ -112,11 +138,40 @@ def test_history_changes_delete_truncate_create() -> None:
     )
     old_q = MessageItem(role="user", content=(InputText("old"),), id="u2")
     new_q = MessageItem(role="user", content=(InputText("new"),))
-    events = history_changes([hello, spoken, old_q], [hello, heard, new_q], PCM16_24K)
+    events = history_changes(
+        [hello, spoken, old_q], [hello, heard, new_q], PCM16_24K, new_id=counter_ids()
+    )
     assert events == [
         ItemDelete("u2"),
         ItemTruncate("a1", 20),  # 960 bytes of 24 kHz PCM16
-        ItemCreate(new_q, previous_item_id="a1"),
+        ItemCreate(attrs.evolve(new_q, id="item_1"), previous_item_id="a1"),
+    ]
+
+
+def test_history_changes_keep_the_order_of_several_new_items() -> None:
+    kept = MessageItem(role="user", content=(InputText("kept"),), id="u1")
+    first, second, third = (
+        MessageItem(role="user", content=(InputText(text),)) for text in ("1", "2", "3")
+    )
+    tail = MessageItem(role="user", content=(InputText("tail"),), id="u9")
+    events = history_changes(
+        [kept], [first, kept, second, third, tail], PCM16_24K, new_id=counter_ids()
+    )
+    placed = [(e.item.id, e.previous_item_id) for e in events if isinstance(e, ItemCreate)]
+    assert placed == [
+        ("item_1", "root"),
+        ("item_2", "u1"),
+        ("item_3", "item_2"),  # behind the new item before it, not at the start
+        ("u9", "item_3"),
+    ]
+
+
+def test_history_truncates_the_audio_part_that_was_cut() -> None:
+    said = OutputAudio("a", audio=b"\x00" * 4800)
+    before = MessageItem(role="assistant", content=(OutputText("intro"), said), id="a1")
+    after = attrs.evolve(before, content=(OutputText("intro"), OutputAudio("a", b"\x00" * 480)))
+    assert history_changes([before], [after], PCM16_24K) == [
+        ItemTruncate("a1", 10, content_index=1)
     ]
 
 

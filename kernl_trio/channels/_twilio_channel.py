@@ -30,7 +30,7 @@ import trio
 import trio_websocket
 
 from .._errors import collapse
-from .._fanout import Broadcaster
+from .._fanout import Broadcaster, Subscription
 from .._websocket import WebSocket, WebSocketClosed, _TrioWebSocket
 from ..audio import Transcoder
 from ..errors import ConnectionLost, FrameDecodeError
@@ -242,10 +242,11 @@ class TwilioChannel:
         """Return once the stream has ended (Twilio ``stop``, or the socket closed)."""
         await self._ended.wait()
 
-    def events(self, buffer: int = 64) -> trio.MemoryReceiveChannel[TwilioEvent]:
+    def events(self, max_backlog: int = 1024) -> Subscription[TwilioEvent]:
         """A stream of this call's Twilio events (DTMF, mark echoes, malformed frames, stop)
-        from now on, for one consumer; it ends when the stream ends."""
-        return self._events.subscribe(buffer)
+        from now on, for one consumer; it ends when the stream ends (see
+        ``RealtimeSession.events`` for ``max_backlog``)."""
+        return self._events.subscribe(max_backlog)
 
     def statistics(self) -> TwilioChannelStatistics:
         return TwilioChannelStatistics(**attrs.asdict(self._n), outbox=len(self._outbox))
@@ -262,7 +263,6 @@ class TwilioChannel:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                self._events.bind(nursery)
                 nursery.start_soon(self._write_loop)
                 await self._read_loop(task_status)
                 nursery.cancel_scope.cancel()

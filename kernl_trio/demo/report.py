@@ -97,7 +97,7 @@ class DemoLog:
         print(line, file=self.out, flush=True)
 
     # -- events -------------------------------------------------------------------------------
-    async def consume(self, events: trio.MemoryReceiveChannel[SessionEvent]) -> None:
+    async def consume(self, events: trio.abc.ReceiveChannel[SessionEvent]) -> None:
         """Read ``events`` until the session closes them."""
         try:
             async with events:

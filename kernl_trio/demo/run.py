@@ -127,7 +127,7 @@ async def _run(
         )
         model = OpenAIRealtimeModel(base_url=url)
         async with open_session(weather_agent, model=model, channel=channel) as session:
-            nursery.start_soon(log.consume, session.events(buffer=1024))
+            nursery.start_soon(log.consume, session.events())
             log.emit("session", f"{session.id} connected", session_id=session.id)
             await session.update_config(SESSION_CONFIG)
             nursery.start_soon(channel.feed)

@@ -46,6 +46,7 @@ from .config import (
 from .items import (
     ContentPart,
     InputAudio,
+    InputImage,
     InputText,
     Item,
     ItemStatus,
@@ -115,6 +116,7 @@ __all__ = [
     "EphemeralToken",
     "FunctionTool",
     "InputAudio",
+    "InputImage",
     "InputText",
     "InvalidFrame",
     "Item",

@@ -6,7 +6,7 @@ takes an optional keyword ``event_id`` that servers echo back in errors it cause
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
@@ -28,9 +28,12 @@ class SessionUpdate(_ClientEvent):
 
 @attrs.frozen
 class ItemCreate(_ClientEvent):
+    """Add ``item`` to the conversation; ``extra`` adds fields to the wire event as is."""
+
     kind: ClassVar[str] = "item.create"
     item: Item
     previous_item_id: str | None = None
+    extra: dict[str, Any] | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen

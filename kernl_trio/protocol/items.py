@@ -6,6 +6,7 @@ the wire boundary and never again.
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Literal
 
 import attrs
@@ -36,7 +37,20 @@ class OutputAudio:
     audio: bytes | None = attrs.field(default=None, repr=False)
 
 
-ContentPart = InputText | InputAudio | OutputText | OutputAudio
+@attrs.frozen
+class InputImage:
+    """An image the user shows the model: an ``https:`` or ``data:`` URL."""
+
+    image_url: str = attrs.field(repr=lambda url: f"<{len(url)} chars>")
+    detail: Literal["auto", "low", "high"] | None = None
+
+    @classmethod
+    def from_bytes(cls, data: bytes, mime_type: str = "image/png") -> InputImage:
+        """An image from its encoded bytes (PNG, JPEG, ...), as a ``data:`` URL."""
+        return cls(f"data:{mime_type};base64,{base64.b64encode(data).decode()}")
+
+
+ContentPart = InputText | InputAudio | InputImage | OutputText | OutputAudio
 
 
 @attrs.frozen

@@ -30,6 +30,7 @@ from kernl_trio.protocol.config import AudioEncoding
 from kernl_trio.protocol.items import (
     ContentPart,
     InputAudio,
+    InputImage,
     InputText,
     Item,
     MessageItem,
@@ -232,12 +233,13 @@ converter.register_structure_hook(RealtimeError, make_object_structure_fn(Realti
 
 
 class UnmodelledPart(ValueError):
-    """A content part type the neutral vocabulary has no class for (e.g. ``input_image``)."""
+    """A content part type the neutral vocabulary has no class for."""
 
 
 _PART_TAGS: dict[type[Any], str] = {
     InputText: "input_text",
     InputAudio: "input_audio",
+    InputImage: "input_image",
     OutputText: "output_text",
     OutputAudio: "output_audio",
 }

@@ -218,6 +218,7 @@ CLIENT_WIRE_TYPES: dict[type[Any], str] = {
 
 _CLIENT_OVERRIDES: dict[type[Any], dict[str, Any]] = {
     SessionUpdate: {"config": override(rename="session")},
+    ItemCreate: {"extra": override(omit=True)},
     ItemTruncate: {"content_index": override(omit_if_default=False)},  # required on the wire
     ResponseCreate: {"config": override(rename="response")},
     ToolResult: {
@@ -263,3 +264,16 @@ def unstructure_tool_result(event: ToolResult) -> dict[str, Any]:
 
 
 converter.register_unstructure_hook(ToolResult, unstructure_tool_result)
+
+_item_create_fields = converter.get_unstructure_hook(ItemCreate)
+
+
+def unstructure_item_create(event: ItemCreate) -> dict[str, Any]:
+    """``extra`` fields join the event; they never replace its type or its item."""
+    wire: dict[str, Any] = _item_create_fields(event)
+    for key, value in (event.extra or {}).items():
+        wire.setdefault(key, value)
+    return wire
+
+
+converter.register_unstructure_hook(ItemCreate, unstructure_item_create)

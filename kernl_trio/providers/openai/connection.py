@@ -1,8 +1,8 @@
 """One live connection to an OpenAI Realtime (GA) server.
 
-Reading has no task of its own: whoever iterates ``events`` (the session's router) reads and
-decodes frames directly, which saves a task switch per frame. That consumer never blocks on
-anything else, so the socket keeps draining.
+Reading has no task of its own: whoever calls ``receive_batch`` (the session's router) reads
+and decodes frames directly, every frame already received in one call and one checkpoint.
+That consumer never blocks on anything else, so the socket keeps draining.
 
 Writing: frames go out in the order they were queued, one writer at a time. ``await send()``
 writes from the caller's task when nobody else is writing (no task switch per frame); frames
@@ -31,8 +31,6 @@ from ...protocol import (
     ClientEvent,
     InvalidFrame,
     ResponseCancel,
-    ResponseCreated,
-    ResponseDone,
     SessionCreated,
     TransportStatus,
 )
@@ -52,11 +50,11 @@ class OpenAIRealtimeConnection:
         self._status = TransportStatus.CONNECTED
         self._muted = False
         self._session_id: str | None = None
-        self._active_response: str | None = None
         self._close_error: BaseException | None = None
         self._closing = False
         # Status changes wait here until the reader hands them out, in order, before frames.
         self._pending: collections.deque[ConnectionEvent] = collections.deque()
+        self._unread: collections.deque[ConnectionEvent] = collections.deque()  # for __anext__
         self._ended = False
         # Frames not yet written, in order; `_writing` while some task is writing them.
         self._outbox: collections.deque[str] = collections.deque()
@@ -94,10 +92,15 @@ class OpenAIRealtimeConnection:
         return self
 
     async def __anext__(self) -> ConnectionEvent:
+        if self._unread:
+            await trio.lowlevel.checkpoint()
+            return self._unread.popleft()
         try:
-            return await self.receive()
+            batch = await self.receive_batch()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
+        self._unread.extend(batch[1:])
+        return batch[0]
 
     @property
     def close_error(self) -> BaseException | None:
@@ -125,8 +128,8 @@ class OpenAIRealtimeConnection:
         self._muted = False
 
     async def interrupt(self) -> None:
-        if self._active_response is not None:
-            await self.send(ResponseCancel(response_id=self._active_response))
+        """Cancel the response in progress, if any (the server ignores it otherwise)."""
+        await self.send(ResponseCancel())
 
     async def aclose(self) -> None:
         """Flush queued frames, then run the close handshake; bounded by CLOSE_TIMEOUT."""
@@ -144,19 +147,22 @@ class OpenAIRealtimeConnection:
         self._set_status(TransportStatus.CLOSED)
 
     # -- reading ----------------------------------------------------------------------------
-    async def receive(self) -> ConnectionEvent:
-        """The next event; ``trio.EndOfChannel`` once the connection has closed."""
-        if self._pending:
-            await trio.lowlevel.checkpoint()
-            return self._pending.popleft()
+    async def receive_batch(self) -> list[ConnectionEvent]:
+        """Every event of the frames already received (at least one), in order.
+
+        Always one checkpoint; ``trio.EndOfChannel`` once the connection has closed. A frame
+        that cannot be decoded is an ``InvalidFrame`` event, not an error.
+        """
         if self._ended:
             await trio.lowlevel.checkpoint()
-            raise trio.EndOfChannel
+            return self._take_pending()
         try:
-            frame = await self._ws.receive()
+            frames = await self._ws.receive_batch()
         except WebSocketClosed as closed:
             if closed.code == 1006 and closed.reason:  # no close frame; the client gave up
                 self._record_loss(closed, f"the connection was lost: {closed.reason}")
+            elif closed.code == 1009:
+                self._record_loss(closed, f"a message was too big: {closed.reason}")
             else:
                 self._record_loss(closed, f"the server closed the connection (code {closed.code})")
             self._ended = True
@@ -164,17 +170,27 @@ class OpenAIRealtimeConnection:
                 self._set_status(
                     TransportStatus.DISCONNECTED if self._close_error else TransportStatus.CLOSED
                 )
-            if self._pending:
-                return self._pending.popleft()
-            raise trio.EndOfChannel from None
+            return self._take_pending()
+        decode = self._decode
+        events = [decode(frame) for frame in frames]
+        if self._pending:  # a status change from aclose() goes first
+            events[:0] = self._take_pending()
+        return events
+
+    def _take_pending(self) -> list[ConnectionEvent]:
+        if not self._pending:
+            raise trio.EndOfChannel
+        pending = list(self._pending)
+        self._pending.clear()
+        return pending
+
+    def _decode(self, frame: str | bytes) -> ConnectionEvent:
         try:
             event = self._codec.decode(frame)
         except FrameDecodeError as error:
-            event = InvalidFrame(frame=error.frame, reason=error.reason)
-        self._observe(event)
-        if self._pending:  # a status change from aclose() goes first
-            self._pending.append(event)
-            return self._pending.popleft()
+            return InvalidFrame(frame=error.frame, reason=error.reason)
+        if isinstance(event, SessionCreated):
+            self._session_id = event.session.id
         return event
 
     # -- writing ------------------------------------------------------------------------------
@@ -263,14 +279,6 @@ class OpenAIRealtimeConnection:
         """Remember the first unrequested close as the reason the connection ended."""
         if not self._closing and self._close_error is None:
             self._close_error = ConnectionLost(message, code=closed.code, reason=closed.reason)
-
-    def _observe(self, event: ConnectionEvent) -> None:
-        if isinstance(event, SessionCreated):
-            self._session_id = event.session.id
-        elif isinstance(event, ResponseCreated):
-            self._active_response = event.response_id
-        elif isinstance(event, ResponseDone) and event.response_id == self._active_response:
-            self._active_response = None
 
     def _set_status(self, status: TransportStatus) -> None:
         previous, self._status = self._status, status

@@ -1,8 +1,7 @@
-"""State of one assistant turn: its responses, audio accounting and tool calls.
+"""One assistant turn as data: its responses, the audio received per item, its tool calls.
 
 A turn opens at ``response.created`` and lasts until its audio has played and its tool calls
-have settled; a tool's follow-up response belongs to the same turn. Its cancel scope is what
-an interruption cancels.
+have settled; the follow-up response that a tool's output starts belongs to the same turn.
 """
 
 from __future__ import annotations
@@ -10,12 +9,11 @@ from __future__ import annotations
 import math
 
 import attrs
-import trio
 
-from .protocol import AudioFormat, AudioOutputDelta
+from ..protocol import AudioFormat
 
 # Virtual-clock arithmetic accumulates float error of ~1e-12 s; never let it cost a whole ms.
-_MS_EPSILON = 1e-6
+MS_EPSILON = 1e-6
 
 
 @attrs.define(eq=False)
@@ -23,9 +21,9 @@ class Call:
     call_id: str
     name: str
     response_id: str | None
+    turn: int
     cancel_on_interrupt: bool = True
     settled: bool = False
-    scope: trio.CancelScope | None = None
 
 
 @attrs.define(eq=False)
@@ -37,10 +35,7 @@ class ItemAudio:
 
 @attrs.define(eq=False)
 class Turn:
-    previous: Turn | None
-    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
-    nursery: trio.Nursery | None = None
-    done: trio.Event = attrs.field(factory=trio.Event)
+    id: int
     responses: list[str] = attrs.field(factory=list)
     active_responses: set[str] = attrs.field(factory=set)
     items: dict[str, ItemAudio] = attrs.field(factory=dict)
@@ -49,32 +44,17 @@ class Turn:
     awaiting_followup: bool = False
     interrupted: bool = False
     finishing: bool = False  # no more audio can come: only playback is left
-    audio_send: trio.MemorySendChannel[AudioOutputDelta] = attrs.field(init=False)
-    audio_receive: trio.MemoryReceiveChannel[AudioOutputDelta] = attrs.field(init=False)
-
-    def __attrs_post_init__(self) -> None:
-        # Unbounded: the router must never wait on playback, and the server sends a whole
-        # response faster than real time; the response's own length bounds this queue.
-        self.audio_send, self.audio_receive = trio.open_memory_channel[AudioOutputDelta](math.inf)
 
     def add_response(self, response_id: str) -> None:
         self.responses.append(response_id)
         self.active_responses.add(response_id)
         self.awaiting_followup = False
 
-    def count_audio(self, delta: AudioOutputDelta) -> None:
-        """Record ``delta`` as received (for truncation), without queueing it for playback."""
-        item = self.items.get(delta.item_id)
+    def count_audio(self, item_id: str, content_index: int, nbytes: int) -> None:
+        item = self.items.get(item_id)
         if item is None:
-            item = self.items[delta.item_id] = ItemAudio(delta.item_id, delta.content_index)
-        item.received_bytes += len(delta.audio)
-
-    def enqueue_audio(self, delta: AudioOutputDelta) -> None:
-        self.count_audio(delta)
-        try:
-            self.audio_send.send_nowait(delta)
-        except trio.ClosedResourceError:  # pragma: no cover - guarded by `finishing`
-            raise RuntimeError("audio arrived for a finished turn") from None
+            item = self.items[item_id] = ItemAudio(item_id, content_index)
+        item.received_bytes += nbytes
 
     def unsettled_calls(self) -> list[Call]:
         return [c for c in self.calls.values() if not c.settled]
@@ -87,16 +67,15 @@ class Turn:
             and not self.unsettled_calls()
         )
 
-    def try_finish(self) -> None:
-        """Close the audio queue once nothing more can add to this turn."""
-        if (
-            not self.active_responses
+    def can_finish(self) -> bool:
+        """Nothing more can add audio to this turn."""
+        return (
+            not self.finishing
+            and not self.active_responses
             and not self.unsettled_calls()
             and not self.needs_followup
             and not self.awaiting_followup
-        ):
-            self.finishing = True
-            self.audio_send.close()
+        )
 
     def truncation_point(
         self, played_ms: dict[str, float], output_format: AudioFormat, response_active: bool
@@ -108,13 +87,13 @@ class Turn:
         """
         for item in reversed(self.items.values()):
             played = played_ms.get(item.item_id, 0.0)
-            if played <= _MS_EPSILON:
+            if played <= MS_EPSILON:
                 continue
             received = output_format.duration_ms(item.received_bytes)
-            heard = math.floor(min(played, received) + _MS_EPSILON)
+            heard = math.floor(min(played, received) + MS_EPSILON)
             if heard <= 0:
                 return None
-            if heard >= math.floor(received + _MS_EPSILON) and not response_active:
+            if heard >= math.floor(received + MS_EPSILON) and not response_active:
                 return None
             return item, heard
         return None
