@@ -863,3 +863,16 @@ def test_tool_function_stays_callable() -> None:
 @tool
 def _ok_tool(x: int) -> int:
     return x * 2
+
+
+async def test_integer_arguments_past_64_bits_stay_exact() -> None:
+    @tool
+    def echo(n: int) -> str:
+        """Echoes n."""
+        return str(n)
+
+    huge = 123456789012345678901234567890
+    assert await echo.invoke(Context(None), f'{{"n": {huge}}}') == str(huge)
+    assert await echo.invoke(Context(None), '{"n": 18446744073709551616}') == "18446744073709551616"
+    with pytest.raises(ToolArgumentsError, match="not valid JSON"):
+        await echo.invoke(Context(None), '{"n": NaN}')
