@@ -202,9 +202,6 @@ class OpenAIRealtimeConnection:
                     await self._write_outbox()
                 else:
                     await self._writer_wakeup.park()
-                    # Let the tasks woken with this one run first: after an interruption,
-                    # the application's ResponseInterrupted matters more than the truncate.
-                    await trio.lowlevel.checkpoint()
         finally:
             self._writer_done.set()
 
