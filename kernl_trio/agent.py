@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import trio
 
 from .context import Context
 from .errors import ConfigurationError
@@ -101,6 +102,7 @@ class RealtimeAgent:
 
     async def resolve_instructions(self, context: Context[Any]) -> str:
         """The instructions for this session: the string, or what the callable returns."""
+        await trio.lowlevel.checkpoint()
         if isinstance(self.instructions, str):
             return self.instructions
         result = self.instructions(context)

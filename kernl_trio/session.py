@@ -311,6 +311,7 @@ class RealtimeSession:
 
     async def _wait_for_protected_calls(self) -> None:
         """Closing gives calls marked not to be cancelled ``CLOSE_GRACE`` s to finish."""
+        await trio.lowlevel.checkpoint()
         with trio.move_on_after(CLOSE_GRACE):
             while self._protected:
                 self._protected_changed = trio.Event()
@@ -448,6 +449,7 @@ class RealtimeSession:
         items without an id, or with an unknown one, are created in place, in order.
         """
         conn = self._connection()
+        await trio.lowlevel.checkpoint()  # also when there is nothing to change
         for event in history_changes(old, new, self.output_format):
             await conn.send(event)
 
@@ -488,6 +490,7 @@ class RealtimeSession:
                 if isinstance(event, StatusChanged):
                     continue  # the session reports its own status
                 execute(core.receive(event, now))
+        await trio.lowlevel.checkpoint()
         if not self._closing:
             raise conn.close_error or ConnectionLost("the connection ended")
 
@@ -582,6 +585,7 @@ class RealtimeSession:
             turn.nursery.start_soon(self._run_tool, action)
 
     async def _run_tool(self, action: StartTool) -> None:
+        await trio.lowlevel.checkpoint()  # bad arguments fail before the tool's first await
         tool = self._tools[action.name]
         error = True
         try:

@@ -134,6 +134,7 @@ class OpenAIRealtimeConnection:
     async def aclose(self) -> None:
         """Flush queued frames, then run the close handshake; bounded by CLOSE_TIMEOUT."""
         if self._closing:
+            await trio.lowlevel.checkpoint()
             return
         self._closing = True
         self._set_status(TransportStatus.DISCONNECTING)
@@ -159,6 +160,7 @@ class OpenAIRealtimeConnection:
         try:
             frames = await self._ws.receive_batch()
         except WebSocketClosed as closed:
+            await trio.lowlevel.checkpoint()
             if closed.code == 1006 and closed.reason:  # no close frame; the client gave up
                 self._record_loss(closed, f"the connection was lost: {closed.reason}")
             elif closed.code == 1009:
@@ -196,6 +198,7 @@ class OpenAIRealtimeConnection:
     # -- writing ------------------------------------------------------------------------------
     async def write_loop(self) -> None:
         """Write what synchronous callers queued, when no caller is writing already."""
+        await trio.lowlevel.checkpoint()
         try:
             while not (self._out_closed and not self._outbox and not self._writing):
                 if self._outbox and not self._writing and not self._broken:
@@ -256,7 +259,7 @@ class OpenAIRealtimeConnection:
             if self._out_closed or self._outbox:
                 self._writer_wakeup.unpark_all()
 
-    async def _write_frames(self) -> None:
+    async def _write_frames(self) -> None:  # noqa: ASYNC910 - only called with frames queued
         outbox, send = self._outbox, self._ws.send
         try:
             while outbox:
