@@ -33,11 +33,18 @@ class TransportError(KernlTrioError):
 
 
 class HandshakeFailed(TransportError):
-    """The WebSocket (or HTTP upgrade) to the model server could not be established."""
+    """The WebSocket (or HTTP upgrade) to the model server could not be established.
 
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+    When the server answered the upgrade with another status, ``status_code`` is it and
+    ``body`` is the first part of the response body (OpenAI explains a 401 there).
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, body: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.body = body
 
 
 class ConnectionLost(TransportError):
