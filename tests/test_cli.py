@@ -67,6 +67,7 @@ def test_help_lists_the_commands() -> None:
 
 def test_twilio_is_dispatched_when_available(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[list[str]] = []
+
     def main_twilio(argv: list[str]) -> int:
         seen.append(argv)
         return 7
