@@ -5,6 +5,8 @@ memory channels; an interruption cancels the assistant turn's scope, so playback
 its tool calls are cancelled at once, and the model is told how much audio was heard.
 """
 
+from ._fanout import SubscriberStatistics
+from ._playback import AssumedPlayback
 from .agent import RealtimeAgent
 from .context import Context
 from .errors import (
@@ -15,6 +17,7 @@ from .errors import (
     FrameDecodeError,
     HandshakeFailed,
     KernlTrioError,
+    MultipleErrors,
     TransportError,
 )
 from .model import (
@@ -29,10 +32,11 @@ from .model import (
     RealtimeTransport,
     StatusChanged,
 )
-from .session import RealtimeSession, SessionEvent, ToolOutput, open_session
+from .session import RealtimeSession, SessionEvent, SessionStatistics, ToolOutput, open_session
 from .tools import Tool, ToolArgumentsError, ToolError, Toolkit, tool
 
 __all__ = [
+    "AssumedPlayback",
     "ChannelAudio",
     "ChannelCommit",
     "ChannelInput",
@@ -46,6 +50,7 @@ __all__ = [
     "FrameDecodeError",
     "HandshakeFailed",
     "KernlTrioError",
+    "MultipleErrors",
     "RealtimeAgent",
     "RealtimeChannel",
     "RealtimeConnection",
@@ -53,7 +58,9 @@ __all__ = [
     "RealtimeSession",
     "RealtimeTransport",
     "SessionEvent",
+    "SessionStatistics",
     "StatusChanged",
+    "SubscriberStatistics",
     "Tool",
     "ToolArgumentsError",
     "ToolError",

@@ -6,6 +6,18 @@ library's internal tasks' failures.
 
 from __future__ import annotations
 
+__all__ = [
+    "ConfigurationError",
+    "ConnectionClosed",
+    "ConnectionLost",
+    "EncodeError",
+    "FrameDecodeError",
+    "HandshakeFailed",
+    "KernlTrioError",
+    "MultipleErrors",
+    "TransportError",
+]
+
 
 class KernlTrioError(Exception):
     """Base of every kernl_trio exception."""
@@ -58,3 +70,7 @@ class ConnectionLost(TransportError):
 
 class ConnectionClosed(TransportError):
     """An operation was attempted on a connection that is already closed."""
+
+
+class MultipleErrors(KernlTrioError):
+    """More than one unrelated error ended a session at once; ``__cause__`` holds them all."""
