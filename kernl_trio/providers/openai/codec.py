@@ -219,8 +219,11 @@ class OpenAICodec:
             raise EncodeError(f"cannot encode {event.kind}: {_reason(exc)}") from exc
 
     def encode_frames(self, event: ClientEvent) -> list[str]:
-        """The same as :meth:`encode`, as JSON text frames."""
-        return [frame.decode() for frame in self.encode_wire(event)]
+        """The same as :meth:`encode`, as JSON text frames (``str``)."""
+        try:
+            return [orjson.dumps(wire).decode() for wire in self.encode(event)]
+        except orjson.JSONEncodeError as exc:
+            raise EncodeError(f"cannot encode {event.kind} as JSON: {exc}") from exc
 
     def encode_wire(self, event: ClientEvent) -> list[bytes]:
         """The same as :meth:`encode`, as JSON frames in UTF-8 ``bytes``: what a
