@@ -244,3 +244,32 @@ async def test_send_takes_str_and_bytes_as_text(
                 await ws.send('{"b": "ü"}'.encode())
                 await received.wait()
     assert frames == [(Opcode.TEXT, '{"a": "é"}'.encode()), (Opcode.TEXT, '{"b": "ü"}'.encode())]
+
+
+@connectors
+async def test_a_cancelled_send_sends_nothing(
+    nursery: trio.Nursery, connector: WebSocketConnector
+) -> None:
+    listener = await _listener()
+    port = listener.socket.getsockname()[1]
+    frames: list[bytes] = []
+    received = trio.Event()
+
+    async def serve_one() -> None:
+        async with listener:
+            peer = await accept(listener)
+            async with peer.stream:
+                await peer.flush()
+                frames.append(await peer.next_message())
+                received.set()
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as inner:
+            inner.start_soon(serve_one)
+            async with connector(f"ws://127.0.0.1:{port}/", [], 2**20, 10.0) as ws:
+                with trio.CancelScope() as scope:
+                    scope.cancel()
+                    await ws.send("never")  # a cancel point before anything is framed
+                await ws.send("after")
+                await received.wait()
+    assert frames == [b"after"]

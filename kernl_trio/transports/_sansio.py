@@ -97,6 +97,8 @@ class _SansIOWebSocket:
         if self._protocol.state is not State.OPEN or self._broken:
             await trio.lowlevel.checkpoint()
             raise self._closed()
+        # A cancel point before anything is framed; the write itself is shielded.
+        await trio.lowlevel.checkpoint_if_cancelled()
         self._protocol.send_text(message if isinstance(message, bytes) else message.encode())
         await self._flush()
         if self._broken:
@@ -114,8 +116,8 @@ class _SansIOWebSocket:
         return batch
 
     async def _wait_for_messages(self) -> None:
-        """Return once a message is queued, after exactly one checkpoint (or more); raise
-        WebSocketClosed once the socket has ended with nothing queued."""
+        """Return once a message is queued, after at least one checkpoint; raise
+        WebSocketClosed (after one) once the socket has ended with nothing queued."""
         messages = self._messages
         if messages or self._ended or self._stream_closed:
             await trio.lowlevel.checkpoint()
