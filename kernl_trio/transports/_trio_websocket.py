@@ -178,6 +178,9 @@ async def connect_trio_websocket(
                     await ws.aclose()
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
+        rejected = group.subgroup(trio_websocket.ConnectionRejected)
+        if not opened and rejected is not None:  # the status says the most
+            raise _handshake_failed(url, collapse(rejected)) from None
         error = collapse(group)
         # trio-websocket raises a refused upgrade from its reader task, so it arrives here,
         # as do wsproto's and h11's errors on an answer that is no WebSocket upgrade
