@@ -142,3 +142,28 @@ def test_an_explicit_key_goes_where_it_is_told(monkeypatch: pytest.MonkeyPatch) 
     assert model._key() == Secret(KEY)
     openai = OpenAIRealtimeModel()
     assert openai._key() == Secret("sk-env")
+
+
+@connectors
+async def test_a_key_in_an_extra_header_is_not_logged(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture, connector: WebSocketConnector
+) -> None:
+    """A key the application puts in its own header (``api-key``, as Azure wants) is
+    redacted from the transports' logs like ``Authorization``."""
+    sent: list[bool] = []
+
+    async def accept(request: trio_websocket.WebSocketRequest) -> None:
+        sent.append((b"api-key", KEY.encode()) in request.headers)
+        await (await request.accept()).aclose()
+
+    url = await _server(nursery, accept)
+    model = OpenAIRealtimeModel(api_key="unused", base_url=url, connector=connector)
+    options = ConnectOptions(headers=(("api-key", KEY),))
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(RuntimeError):
+        async with model.connect(options) as connection:
+            async for _ in connection.events:
+                pass
+            raise RuntimeError("closed")
+    assert sent == [True]
+    assert KEY not in caplog.text
