@@ -7,7 +7,10 @@ Run from the repository root:
 Each figure is the best of ``--repeat`` runs of ``--number`` calls (``timeit``), in ns per
 event: a lower bound of the steady cost on an idle machine. Decoding is measured from the JSON
 text frame (``OpenAICodec.decode``, which includes ``orjson.loads``); encoding both to wire dicts
-(``encode``) and to JSON text (``encode_frames``, what the connection sends).
+(``encode``), to JSON text (``encode_frames``, ``str``) and to JSON bytes (``encode_wire``,
+what a connector sends as a text frame without decoding it to ``str`` and encoding it back).
+The last column is ``encode_frames`` plus the UTF-8 encode a connector then does, the path
+``encode_wire`` replaces.
 
 The issue's target compares decoding a ``response.output_audio.delta`` frame carrying 960 bytes
 of PCM16 (20 ms at 24 kHz) with ``orjson.loads`` of the same frame alone. The script also prints
@@ -220,7 +223,7 @@ def main() -> None:
             f"  {name:40s} {cost['decode']:8.0f}   ({cost['decode'] / cost['loads']:4.2f}x loads)"
         )
 
-    print("\nencode (neutral event -> dicts | JSON text frames)")
+    print("\nencode (neutral event -> dicts | str frames | bytes frames | str frames + encode)")
     for name, event in [
         ("input_audio_buffer.append (960 bytes)", AudioInputAppend(AUDIO_960)),
         ("conversation.item.truncate", ItemTruncate("item_t2_asst01", 3, event_id="evt_c")),
@@ -229,8 +232,15 @@ def main() -> None:
         cost = ns(
             encode=lambda event=event: codec.encode(event),  # type: ignore[misc]
             frames=lambda event=event: codec.encode_frames(event),  # type: ignore[misc]
+            wire=lambda event=event: codec.encode_wire(event),  # type: ignore[misc]
+            roundtrip=lambda event=event: [  # type: ignore[misc]
+                frame.encode() for frame in codec.encode_frames(event)
+            ],
         )
-        print(f"  {name:40s} {cost['encode']:8.0f} | {cost['frames']:6.0f}")
+        print(
+            f"  {name:40s} {cost['encode']:8.0f} | {cost['frames']:6.0f} | {cost['wire']:6.0f}"
+            f" | {cost['roundtrip']:6.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -32,14 +32,13 @@ DRIVERS: dict[str, tuple[str, list[str]]] = {
     "bare-websockets": ("benchmarks.drivers.bare_websockets", []),
     "bare-sansio": ("benchmarks.drivers.bare_sansio", []),
     "kernl-trio-websocket": ("benchmarks.drivers.kernl", ["--transport", "trio-websocket"]),
-    "kernl-websockets": ("benchmarks.drivers.kernl", ["--transport", "websockets"]),
     "kernl-sansio": ("benchmarks.drivers.kernl", ["--transport", "sansio"]),
     # the default transport, reading session.event_batches() instead of session.events()
     "kernl-sansio-batched": ("benchmarks.drivers.kernl", ["--transport", "sansio", "--batched"]),
     "openai-agents": ("benchmarks.drivers.openai_agents", []),
 }
 BARE = ("bare-trio-websocket", "bare-websockets")  # the floor
-KERNL = ("kernl-trio-websocket", "kernl-websockets", "kernl-sansio", "kernl-sansio-batched")
+KERNL = ("kernl-trio-websocket", "kernl-sansio", "kernl-sansio-batched")
 W1_ONLY = ("bare-sansio", "kernl-sansio-batched")  # run elsewhere only when named
 PEER = "openai-agents"
 TOOLS = (*KERNL, PEER)  # W4 needs tools: the bare clients have none

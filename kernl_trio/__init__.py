@@ -5,9 +5,12 @@ memory channels; an interruption cancels the assistant turn's scope, so playback
 its tool calls are cancelled at once, and the model is told how much audio was heard.
 """
 
+from ._fanout import SubscriberStatistics, Subscription
+from ._playback import AssumedPlayback
 from .agent import RealtimeAgent
 from .context import Context
 from .errors import (
+    CallAlreadyAnswered,
     ConfigurationError,
     ConnectionClosed,
     ConnectionLost,
@@ -15,6 +18,9 @@ from .errors import (
     FrameDecodeError,
     HandshakeFailed,
     KernlTrioError,
+    MultipleErrors,
+    SessionRejected,
+    SubscriberOverflow,
     TransportError,
 )
 from .model import (
@@ -29,10 +35,12 @@ from .model import (
     RealtimeTransport,
     StatusChanged,
 )
-from .session import RealtimeSession, SessionEvent, ToolOutput, open_session
+from .session import RealtimeSession, SessionEvent, SessionStatistics, ToolOutput, open_session
 from .tools import Tool, ToolArgumentsError, ToolError, Toolkit, tool
 
 __all__ = [
+    "AssumedPlayback",
+    "CallAlreadyAnswered",
     "ChannelAudio",
     "ChannelCommit",
     "ChannelInput",
@@ -46,6 +54,7 @@ __all__ = [
     "FrameDecodeError",
     "HandshakeFailed",
     "KernlTrioError",
+    "MultipleErrors",
     "RealtimeAgent",
     "RealtimeChannel",
     "RealtimeConnection",
@@ -53,7 +62,12 @@ __all__ = [
     "RealtimeSession",
     "RealtimeTransport",
     "SessionEvent",
+    "SessionRejected",
+    "SessionStatistics",
     "StatusChanged",
+    "SubscriberOverflow",
+    "SubscriberStatistics",
+    "Subscription",
     "Tool",
     "ToolArgumentsError",
     "ToolError",

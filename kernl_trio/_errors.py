@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import trio
 
-from .errors import KernlTrioError
-
-
-class MultipleErrors(KernlTrioError):
-    """More than one unrelated error ended a session at once; ``__cause__`` holds them all."""
+from .errors import MultipleErrors
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

@@ -7,7 +7,7 @@ model is exactly what validation accepts:
 * :data:`CONVERTER` is a strict cattrs converter: JSON values are checked against the same
   annotations (no ``"5"`` for an ``int``, no ``"abc"`` for a ``list[str]``);
 * :class:`Arguments` holds one tool's parameters, its schema and a cached structure hook;
-* :func:`parse_docstring` reads Google-style docstrings for descriptions;
+* :func:`parse_docstring` reads docstrings (``docstring_parser``) for descriptions;
 * :func:`dumps` serialises a tool's result.
 
 Supported annotations: ``str``, ``int``, ``float``, ``bool``, ``None``, ``Any``,
@@ -21,7 +21,6 @@ from __future__ import annotations
 import collections.abc
 import enum
 import inspect
-import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +28,7 @@ from typing import Any, Literal
 
 import attrs
 import cattrs
+import docstring_parser
 import orjson
 from cattrs.cols import (
     homogenous_tuple_structure_factory,
@@ -37,6 +37,16 @@ from cattrs.cols import (
 )
 from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.v import format_exception as _cattrs_format_exception
+
+from ._json import (
+    JsonTypeError,
+    check_array,
+    check_bool,
+    check_int,
+    check_number,
+    check_object,
+    check_str,
+)
 
 JsonSchema = dict[str, Any]
 StructureHook = Callable[[Any, Any], Any]
@@ -52,115 +62,33 @@ class _Invalid(ValueError):
 
 # --------------------------------------------------------------------------- docstrings
 
-_SECTIONS = frozenset(
-    {
-        "Args",
-        "Arguments",
-        "Attributes",
-        "Example",
-        "Examples",
-        "Keyword Args",
-        "Keyword Arguments",
-        "Note",
-        "Notes",
-        "Other Parameters",
-        "Parameters",
-        "Params",
-        "Raises",
-        "References",
-        "Return",
-        "Returns",
-        "See Also",
-        "Todo",
-        "Warning",
-        "Warnings",
-        "Yield",
-        "Yields",
-    }
-)
-_DESCRIBING_SECTIONS = frozenset(
-    {
-        "Args",
-        "Arguments",
-        "Attributes",
-        "Keyword Args",
-        "Keyword Arguments",
-        "Other Parameters",
-        "Parameters",
-        "Params",
-    }
-)
-_HEADER = re.compile(r"^(?P<indent>\s*)(?P<name>[A-Z][A-Za-z ]*):\s*$")
-_ENTRY = re.compile(r"^\*{0,2}(?P<name>\w+)\s*(?:\([^)]*\))?\s*:\s*(?P<text>.*)$")
-
 
 @attrs.frozen
 class Docstring:
-    """What a Google-style docstring says: prose before the sections, and per-name entries
-    of its ``Args:`` (or ``Attributes:``) sections."""
+    """What a docstring says: its prose, and per-name descriptions of its arguments."""
 
     description: str = ""
     params: Mapping[str, str] = attrs.field(factory=dict)
 
 
-def _section_name(line: str) -> tuple[str, int] | None:
-    match = _HEADER.match(line)
-    if match is None or match["name"] not in _SECTIONS:
-        return None
-    return match["name"], len(match["indent"])
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
-
-
-def _entries(body: Sequence[str]) -> dict[str, str]:
-    """``name (type): text`` entries of one section body, continuation lines joined."""
-    entries: dict[str, list[str]] = {}
-    base: int | None = None
-    current: list[str] | None = None
-    for line in body:
-        if not line.strip():
-            continue
-        if base is None:
-            base = _indent(line)
-        match = _ENTRY.match(line.strip()) if _indent(line) <= base else None
-        if match is not None:
-            current = entries.setdefault(match["name"], [])
-            if match["text"]:
-                current.append(match["text"].strip())
-        elif current is not None:
-            current.append(line.strip())
-    return {name: " ".join(parts) for name, parts in entries.items() if parts}
-
-
 def parse_docstring(doc: str | None) -> Docstring:
-    """Split a Google-style docstring into its prose and its argument descriptions.
+    """Read a docstring (Google style; reST and NumPy style too) with ``docstring_parser``.
 
-    The description is all the text before the first section header (``Args:``,
-    ``Returns:``...), kept as written. Entries are read from ``Args:``, ``Arguments:``,
-    ``Parameters:`` and ``Attributes:`` sections; continuation lines are joined with spaces.
+    The description is the prose before the first section (``Args:``, ``Returns:``...),
+    kept as written. Descriptions come from the argument sections (``Args:``,
+    ``Parameters:``, ``Attributes:``...), continuation lines joined with spaces.
     """
     if not doc:
         return Docstring()
-    lines = inspect.cleandoc(doc).splitlines()
-    index = 0
-    while index < len(lines) and _section_name(lines[index]) is None:
-        index += 1
-    description = "\n".join(line.rstrip() for line in lines[:index]).strip()
-    params: dict[str, str] = {}
-    while index < len(lines):
-        header = _section_name(lines[index])
-        index += 1
-        if header is None:
-            continue
-        name, indent = header
-        start = index
-        while index < len(lines) and (not lines[index].strip() or _indent(lines[index]) > indent):
-            index += 1
-        if name in _DESCRIBING_SECTIONS:
-            params.update(_entries(lines[start:index]))
-    return Docstring(description, params)
+    parsed = docstring_parser.parse(inspect.cleandoc(doc))
+    prose = [part for part in (parsed.short_description, parsed.long_description) if part]
+    separator = "\n\n" if parsed.blank_after_short_description else "\n"
+    params = {
+        param.arg_name.lstrip("*"): " ".join(param.description.split())
+        for param in parsed.params
+        if param.description
+    }
+    return Docstring(separator.join(prose).strip(), params)
 
 
 # --------------------------------------------------------------------------- JSON Schema
@@ -394,36 +322,39 @@ def _structure_enum(value: Any, tp: type[enum.Enum]) -> enum.Enum:
     raise _Invalid(f"expected one of {choices}, got {_show(value)}")
 
 
+def _strict(check: Callable[..., Any], value: Any, **options: bool) -> Any:
+    """``check(value)`` (one of :mod:`kernl_trio._json`'s), its error shown with the value."""
+    try:
+        return check(value, **options)
+    except JsonTypeError as error:
+        raise _expected(error.expected, value) from None
+
+
 def _structure_str(value: Any, tp: type[str]) -> str:
     if issubclass(tp, enum.Enum):
         return _structure_enum(value, tp)  # type: ignore[return-value]
-    if not isinstance(value, str):
-        raise _expected("a string", value)
-    return value if tp is str else tp(value)
+    text: str = _strict(check_str, value)
+    return text if tp is str else tp(text)
 
 
 def _structure_int(value: Any, tp: type[int]) -> int:
     if issubclass(tp, enum.Enum):
         return _structure_enum(value, tp)  # type: ignore[return-value]
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _expected("an integer", value)
-    return value if tp is int else tp(value)
+    # a model may write any number as a float: 3.0 is the integer 3, 3.5 is not
+    number: int = _strict(check_int, value, integral_floats=True)
+    return number if tp is int else tp(number)
 
 
 def _structure_float(value: Any, tp: type[float]) -> float:
     if issubclass(tp, enum.Enum):
         return _structure_enum(value, tp)  # type: ignore[return-value]
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        raise _expected("a number", value)
-    return float(value) if tp is float else tp(value)
+    number: float = _strict(check_number, value)
+    return number if tp is float else tp(number)
 
 
 def _structure_bool(value: Any, tp: type[bool]) -> bool:
-    if not isinstance(value, bool):
-        raise _expected("a boolean", value)
-    return value
+    flag: bool = _strict(check_bool, value)
+    return flag
 
 
 def _is_literal(tp: Any) -> bool:
@@ -444,11 +375,9 @@ def _literal_factory(tp: Any) -> StructureHook:
     return structure_literal
 
 
-def _checked(kind: str, json_type: type, inner: StructureHook) -> StructureHook:
+def _checked(check: Callable[..., Any], inner: StructureHook) -> StructureHook:
     def structure_checked(value: Any, tp: Any) -> Any:
-        if not isinstance(value, json_type):
-            raise _expected(kind, value)
-        return inner(value, tp)
+        return inner(_strict(check, value), tp)
 
     return structure_checked
 
@@ -456,8 +385,8 @@ def _checked(kind: str, json_type: type, inner: StructureHook) -> StructureHook:
 def _array_factory(tp: Any, converter: cattrs.BaseConverter) -> StructureHook:
     origin = typing.get_origin(tp) or tp
     if origin in (list, collections.abc.MutableSequence):
-        return _checked("an array", list, list_structure_factory(tp, converter))
-    return _checked("an array", list, homogenous_tuple_structure_factory(tp, converter))
+        return _checked(check_array, list_structure_factory(tp, converter))
+    return _checked(check_array, homogenous_tuple_structure_factory(tp, converter))
 
 
 def _fixed_tuple_factory(tp: Any, converter: cattrs.Converter) -> StructureHook:
@@ -473,11 +402,11 @@ def _fixed_tuple_factory(tp: Any, converter: cattrs.Converter) -> StructureHook:
 
 
 def _mapping_factory(tp: Any, converter: cattrs.BaseConverter) -> StructureHook:
-    return _checked("an object", dict, mapping_structure_factory(tp, converter))
+    return _checked(check_object, mapping_structure_factory(tp, converter))
 
 
 def _attrs_factory(tp: Any, converter: cattrs.Converter) -> StructureHook:
-    return _checked("an object", dict, converter.gen_structure_attrs_fromdict(tp))
+    return _checked(check_object, converter.gen_structure_attrs_fromdict(tp))
 
 
 def _make_converter() -> cattrs.Converter:

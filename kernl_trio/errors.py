@@ -6,6 +6,18 @@ library's internal tasks' failures.
 
 from __future__ import annotations
 
+__all__ = [
+    "ConfigurationError",
+    "ConnectionClosed",
+    "ConnectionLost",
+    "EncodeError",
+    "FrameDecodeError",
+    "HandshakeFailed",
+    "KernlTrioError",
+    "MultipleErrors",
+    "TransportError",
+]
+
 
 class KernlTrioError(Exception):
     """Base of every kernl_trio exception."""
@@ -33,11 +45,18 @@ class TransportError(KernlTrioError):
 
 
 class HandshakeFailed(TransportError):
-    """The WebSocket (or HTTP upgrade) to the model server could not be established."""
+    """The WebSocket (or HTTP upgrade) to the model server could not be established.
 
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+    When the server answered the upgrade with another status, ``status_code`` is it and
+    ``body`` is the first part of the response body (OpenAI explains a 401 there).
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, body: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.body = body
 
 
 class ConnectionLost(TransportError):
@@ -76,3 +95,7 @@ class SessionRejected(ConfigurationError):
     def __init__(self, message: str, *, error: object) -> None:
         super().__init__(message)
         self.error = error
+
+
+class MultipleErrors(KernlTrioError):
+    """More than one unrelated error ended a session at once; ``__cause__`` holds them all."""

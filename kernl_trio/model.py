@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 import trio
 
+from .limits import DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE
 from .protocol import (
     AudioFormat,
     ClientCredential,
@@ -47,8 +48,8 @@ class ConnectOptions:
 
     credential: ClientCredential | None = None
     headers: tuple[tuple[str, str], ...] = ()
-    connect_timeout: float = 10.0
-    max_message_size: int = 16 * 1024 * 1024
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 
 
 @runtime_checkable

@@ -54,6 +54,7 @@ from .errors import (
     HandshakeFailed,
     SessionRejected,
 )
+from .limits import CLOSE_TIMEOUT
 from .model import (
     ChannelAudio,
     ChannelCommit,
@@ -95,7 +96,7 @@ E = TypeVar("E", bound=SessionEvent)
 MICROPHONE_BACKLOG = 500
 """Microphone chunks queued behind a slow socket before the channel is held back."""
 
-CLOSE_GRACE = 5.0
+CLOSE_GRACE = CLOSE_TIMEOUT
 """How long closing waits for a call that must not be cancelled, and for the channel."""
 
 
@@ -690,11 +691,14 @@ async def open_session(
 
 
 __all__ = [
+    "CLOSE_GRACE",
+    "MICROPHONE_BACKLOG",
     "ConfigurationError",
     "RealtimeSession",
     "SessionEvent",
     "SessionRejected",
     "SessionStatistics",
+    "Subscription",
     "ToolOutput",
     "history_changes",
     "open_session",

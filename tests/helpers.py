@@ -34,7 +34,9 @@ def _walk(task: trio.lowlevel.Task) -> set[trio.lowlevel.Task]:
 
 def library_tasks() -> set[trio.lowlevel.Task]:
     """Every live task of this run except the scripted server's."""
-    return _walk(trio.lowlevel.current_root_task())
+    root = trio.lowlevel.current_root_task()
+    assert root is not None, "called outside trio.run"
+    return _walk(root)
 
 
 class RawPeer:

@@ -67,7 +67,12 @@ def test_help_lists_the_commands() -> None:
 
 def test_twilio_is_dispatched_when_available(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[list[str]] = []
-    fake = types.SimpleNamespace(main_twilio=lambda argv: seen.append(argv) or 7)
+
+    def main_twilio(argv: list[str]) -> int:
+        seen.append(argv)
+        return 7
+
+    fake = types.SimpleNamespace(main_twilio=main_twilio)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
     monkeypatch.setattr(importlib, "import_module", lambda name: fake)
     assert cli.main(["twilio", "--port", "8080"]) == 7

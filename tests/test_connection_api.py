@@ -53,7 +53,8 @@ async def test_connection_status_identity_mute_raw_and_interrupt(
         await conn.interrupt()
         wire = await server.connection()
         await wire.expect("response.cancel")
-    assert conn.status is TransportStatus.CLOSED
+    closed: TransportStatus = conn.status
+    assert closed is TransportStatus.CLOSED
     appends = [base64.b64decode(e["audio"]) for e in wire.of_type("input_audio_buffer.append")]
     assert appends == [b"\x02\x00" * 10]
     assert wire.of_type("input_audio_buffer.clear")

@@ -29,7 +29,7 @@ from kernl_trio.protocol import (
     TranscriptOutput,
 )
 from kernl_trio.providers.openai import OpenAIRealtimeModel
-from kernl_trio.session import RealtimeSession, SessionEvent, open_session
+from kernl_trio.session import RealtimeSession, SessionEvent, Subscription, open_session
 from kernl_trio.testing import AudioReply, Reply, VirtualChannel
 from kernl_trio.testing.embedded import EmbeddedConnection, EmbeddedServer, Transcriber
 from kernl_trio.testing.rules import Rule, RuleScript
@@ -80,7 +80,7 @@ async def _running(
             connection = await server.connection()
             run = Run(server, connection, session, channel, trio.current_time())
 
-            async def record(events: trio.MemoryReceiveChannel[SessionEvent]) -> None:
+            async def record(events: Subscription[SessionEvent]) -> None:
                 async with events:
                     async for event in events:
                         run.seen.append((trio.current_time(), event))

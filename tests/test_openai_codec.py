@@ -1,10 +1,9 @@
-"""The OpenAI GA codec against the transcripts of shared/protocols.md section B.
+"""The OpenAI GA codec against the transcripts in tests/data/openai_ga_transcripts.txt.
 
-The transcripts are copied into tests/data/openai_ga_transcripts.txt (see its header). Every
-server line must decode, the interesting ones to exactly the event written out here; every
-client line with a neutral counterpart must be exactly what the codec encodes; and everything
-the codec encodes must validate against the official ``openai`` package's pydantic models
-without a field being dropped or coerced.
+Every server line must decode, the interesting ones to exactly the event written out here;
+every client line with a neutral counterpart must be exactly what the codec encodes; and
+everything the codec encodes must validate against the official ``openai`` package's pydantic
+models without a field being dropped or coerced.
 """
 
 from __future__ import annotations

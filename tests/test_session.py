@@ -33,7 +33,7 @@ from kernl_trio.protocol import (
     TransportStatus,
 )
 from kernl_trio.providers.openai import OpenAIRealtimeModel
-from kernl_trio.session import SessionEvent, ToolOutput, open_session
+from kernl_trio.session import SessionEvent, Subscription, ToolOutput, open_session
 from kernl_trio.testing import (
     AudioReply,
     Reply,
@@ -49,9 +49,7 @@ from .helpers import library_tasks, start_server
 AGENT = RealtimeAgent(id="helper", name="Helper", instructions="Be brief.")
 
 
-async def _collect_until(
-    stream: trio.MemoryReceiveChannel[SessionEvent], kind: type[Any]
-) -> list[SessionEvent]:
+async def _collect_until(stream: Subscription[SessionEvent], kind: type[Any]) -> list[SessionEvent]:
     seen: list[SessionEvent] = []
     async for event in stream:
         seen.append(event)
@@ -105,7 +103,7 @@ async def test_text_in_audio_out_all_played_and_subscribers_agree(
 
 
 async def _start_long_answer(
-    session: Any, stream: trio.MemoryReceiveChannel[SessionEvent]
+    session: Any, stream: Subscription[SessionEvent]
 ) -> tuple[AudioOutputDelta, float]:
     await session.send_message("Tell me a long story.")
     async for event in stream:
@@ -719,7 +717,7 @@ async def test_unread_batch_grows_then_is_read_whole_after_close(
     assert rest[-1].status is TransportStatus.DISCONNECTED  # type: ignore[union-attr]
 
 
-async def _drain(stream: trio.abc.ReceiveChannel[SessionEvent]) -> Any:
+async def _drain(stream: Subscription[SessionEvent]) -> Any:
     while True:
         try:
             yield stream.receive_nowait()

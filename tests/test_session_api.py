@@ -27,7 +27,7 @@ from kernl_trio.protocol import (
     TransportStatus,
 )
 from kernl_trio.providers.openai import OpenAIRealtimeModel
-from kernl_trio.session import history_changes
+from kernl_trio.session import Subscription, history_changes
 from kernl_trio.testing import Reply, ToolCallReply, VirtualChannel
 
 from .helpers import library_tasks, start_server
@@ -48,7 +48,8 @@ async def test_run_under_nursery_start_and_close(
         assert session.status is TransportStatus.CONNECTED
         assert session.id is not None
         session.close()
-    assert session.status is TransportStatus.DISCONNECTED
+    final: TransportStatus = session.status
+    assert final is TransportStatus.DISCONNECTED
     assert library_tasks() == before
 
 
@@ -121,7 +122,7 @@ async def test_send_tool_output_never_adds_a_second_output(
     assert len(conn.of_type("response.create")) == 2  # the message's and the one follow-up
 
 
-async def _next_of(stream: trio.MemoryReceiveChannel[SessionEvent], kind: type[T]) -> T:
+async def _next_of(stream: Subscription[SessionEvent], kind: type[T]) -> T:
     async for event in stream:
         if isinstance(event, kind):
             return event

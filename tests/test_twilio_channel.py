@@ -50,7 +50,7 @@ class MemoryWebSocket:
         self.sent: list[dict[str, Any]] = []
         self.closed = False
 
-    async def send(self, message: str) -> None:
+    async def send(self, message: str | bytes) -> None:
         if self.closed:
             raise WebSocketClosed(1000, None)
         self.sent.append(orjson.loads(message))
@@ -61,6 +61,9 @@ class MemoryWebSocket:
             return await self._receive.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise WebSocketClosed(1000, None) from None
+
+    async def receive_batch(self) -> list[str | bytes]:
+        return [await self.receive()]
 
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
         self.closed = True
@@ -364,7 +367,7 @@ async def test_play_waits_for_the_socket_beyond_the_outbox_limit(
             super().__init__()
             self.gate = trio.Event()
 
-        async def send(self, message: str) -> None:
+        async def send(self, message: str | bytes) -> None:
             await self.gate.wait()
             await super().send(message)
 

@@ -147,7 +147,7 @@ async def test_barge_in_clears_twilio_and_truncates_at_the_acknowledged_mark(
     await peer.hang_up()
 
 
-async def session_events_next(events: trio.MemoryReceiveChannel[Any], kind: type[Any]) -> Any:
+async def session_events_next(events: trio.abc.ReceiveChannel[Any], kind: type[Any]) -> Any:
     async for event in events:
         if isinstance(event, kind):
             return event

@@ -177,12 +177,15 @@ async def test_a_session_truncates_at_what_the_wav_channel_played(
             await trio.sleep_until(start + 1.25)
             async with session.events() as events:
                 await session.interrupt()
+                interrupted: ResponseInterrupted | None = None
                 async for event in events:
                     if isinstance(event, ResponseInterrupted):
+                        interrupted = event
                         break
             connection = await server.connection()
             truncate = await connection.expect("conversation.item.truncate")
         nursery.cancel_scope.cancel()
-    assert event.played_ms == truncate["audio_end_ms"] == 1250
+    assert interrupted is not None
+    assert interrupted.played_ms == truncate["audio_end_ms"] == 1250
     assert _wav_ms(tmp_path / "heard.wav") == 1250
     assert _wav_ms(tmp_path / "got.wav") == 1260  # the chunk being played when it stopped

@@ -22,9 +22,9 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.trio.server import Server, ServerConnection, serve
 
-from kernl_trio._websocket import WebSocket, WebSocketClosed
-from kernl_trio._websocket_ws import CLOSE_TIMEOUT, WATCHDOG_TICK, connect_websockets_sansio
 from kernl_trio.errors import HandshakeFailed
+from kernl_trio.limits import CLOSE_TIMEOUT, WATCHDOG_TICK
+from kernl_trio.transports import WebSocket, WebSocketClosed, connect_websockets_sansio
 
 from .helpers import RawPeer, accept
 
@@ -602,9 +602,12 @@ async def test_a_message_over_max_message_size_ends_the_connection(
             assert await ws.receive() == b"a" * 1000
             with pytest.raises(WebSocketClosed) as closed:
                 await ws.receive()
-            # The client failed the connection with 1009; the server's echo of it is discarded
-            # by the protocol (RFC 6455 7.1.7), so no close frame counts as received: 1006.
-            assert _code_reason(closed.value) == (1006, None)
+            # The client failed the connection with 1009 and says so (the server's echo of the
+            # close is discarded by the protocol, RFC 6455 7.1.7).
+            assert _code_reason(closed.value) == (
+                1009,
+                "a message was over max_message_size (1000 bytes)",
+            )
             with pytest.raises(WebSocketClosed):
                 await ws.send("too late")
         await done.wait()
@@ -620,7 +623,7 @@ def _invalid_input(peer: RawPeer, failure: str) -> tuple[bytes, int]:
 
 
 @pytest.mark.parametrize("failure", ["too-big", "protocol-error"])
-async def test_a_failed_connection_is_1006_once_the_server_hangs_up(
+async def test_a_failed_connection_says_why_once_the_server_hangs_up(
     listener: trio.SocketListener, failure: str
 ) -> None:
     with trio.fail_after(1):
@@ -637,8 +640,10 @@ async def test_a_failed_connection_is_1006_once_the_server_hangs_up(
                 nursery.start_soon(server)
                 with pytest.raises(WebSocketClosed) as closed:
                     await ws.receive()
-            # the echo is discarded after failing (RFC 6455 7.1.7): no close frame received
-            assert _code_reason(closed.value) == (1006, None)
+            # the echo is discarded after failing (RFC 6455 7.1.7): the code is the one sent
+            assert closed.value.code == code
+            if failure == "too-big":
+                assert closed.value.reason == "a message was over max_message_size (1000 bytes)"
 
 
 @pytest.mark.parametrize("failure", ["too-big", "protocol-error"])
@@ -663,7 +668,7 @@ async def test_a_failed_connection_ends_receive_even_if_the_server_never_hangs_u
             with pytest.raises(WebSocketClosed) as closed:
                 await ws.receive()
         assert not timeout.cancelled_caught, "receive() still blocked after the close limit"
-    assert _code_reason(closed.value) == (1006, "the peer did not close within 5 s")
+    assert closed.value.code == code  # why the client failed it, not the close that followed
     assert [close.code for close in closes] == [code]
 
 

@@ -1,8 +1,8 @@
 """kernl_trio through its public API: ``open_session``, ``session.events()``, ``@tool``.
 
-Each transport is passed explicitly to ``OpenAIRealtimeModel`` (whatever its default is):
-``--transport trio-websocket`` gives ``connector=connect_trio_websocket``, ``websockets``
-``connect_websockets_trio``, ``sansio`` ``connect_websockets_sansio``. The session has no
+Each transport is passed explicitly to ``OpenAIRealtimeModel`` (whatever its default is), from
+the public :mod:`kernl_trio.transports`: ``--transport trio-websocket`` gives
+``connector=connect_trio_websocket``, ``sansio`` ``connect_websockets_sansio``. The session has no
 channel: the application reads audio from ``session.events()`` (the session assumes real-time
 playback to compute ``audio_end_ms``, as the peer does without a playback tracker).
 """
@@ -26,6 +26,11 @@ from kernl_trio.protocol import (
 from kernl_trio.providers.openai import OpenAIRealtimeModel
 from kernl_trio.session import RealtimeSession, ToolOutput, open_session
 from kernl_trio.tools import tool
+from kernl_trio.transports import (
+    WebSocketConnector,
+    connect_trio_websocket,
+    connect_websockets_sansio,
+)
 
 from ._common import (
     DELTA_BYTES,
@@ -41,23 +46,17 @@ from ._common import (
     turn_of,
 )
 
+TRANSPORTS: dict[str, WebSocketConnector] = {
+    "sansio": connect_websockets_sansio,
+    "trio-websocket": connect_trio_websocket,
+}
+
 
 def make_model(url: str, transport: str) -> OpenAIRealtimeModel:
-    if transport == "websockets":
-        from kernl_trio._websocket_ws import connect_websockets_trio
-
-        return OpenAIRealtimeModel("gpt-realtime", base_url=url, connector=connect_websockets_trio)
-    if transport == "sansio":
-        from kernl_trio._websocket_ws import connect_websockets_sansio
-
-        return OpenAIRealtimeModel(
-            "gpt-realtime", base_url=url, connector=connect_websockets_sansio
-        )
-    if transport != "trio-websocket":
-        raise SystemExit(f"unknown transport {transport!r}")
-    from kernl_trio._websocket import connect_trio_websocket
-
-    return OpenAIRealtimeModel("gpt-realtime", base_url=url, connector=connect_trio_websocket)
+    connector = TRANSPORTS.get(transport)
+    if connector is None:
+        raise SystemExit(f"unknown transport {transport!r} (one of {', '.join(TRANSPORTS)})")
+    return OpenAIRealtimeModel("gpt-realtime", base_url=url, connector=connector)
 
 
 AGENT = RealtimeAgent("bench", name="Bench", instructions="Benchmark agent.")

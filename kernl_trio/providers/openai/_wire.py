@@ -25,6 +25,14 @@ import cattrs
 import pybase64
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
+from kernl_trio._json import (
+    check_bool,
+    check_int,
+    check_number,
+    check_object,
+    check_str,
+    json_type_name,
+)
 from kernl_trio.protocol.common import RealtimeError, ResponseStatus
 from kernl_trio.protocol.config import AudioEncoding
 from kernl_trio.protocol.items import (
@@ -62,54 +70,13 @@ converter = cattrs.Converter(
 
 StructureHook = Callable[[Any, Any], Any]
 
-_JSON_NAMES: dict[type, str] = {
-    NoneType: "null",
-    bool: "boolean",
-    int: "number",
-    float: "number",
-    str: "string",
-    list: "array",
-    dict: "object",
-}
-
-
-def json_type_name(value: object) -> str:
-    """The JSON name of ``value``'s type, for error messages."""
-    return _JSON_NAMES.get(type(value), type(value).__name__)
-
-
-# --- JSON scalars -------------------------------------------------------------------------
-
-
-def structure_str(value: Any, _: Any = str) -> str:
-    if isinstance(value, str):
-        return value
-    raise TypeError(f"expected a string, got {json_type_name(value)}")
-
-
-def structure_int(value: Any, _: Any = int) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise TypeError(f"expected an integer, got {json_type_name(value)}")
-
-
-def structure_float(value: Any, _: Any = float) -> float:
-    if isinstance(value, float | int) and not isinstance(value, bool):
-        return float(value)
-    raise TypeError(f"expected a number, got {json_type_name(value)}")
-
-
-def structure_bool(value: Any, _: Any = bool) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise TypeError(f"expected a boolean, got {json_type_name(value)}")
-
-
-def json_object(value: Any, _: Any = dict) -> dict[str, Any]:
-    """A JSON object kept as sent (``dict[str, Any]`` fields: raw payloads, JSON Schemas)."""
-    if isinstance(value, dict):
-        return value
-    raise TypeError(f"expected an object, got {json_type_name(value)}")
+# The strict JSON checks shared with the tool schema code (kernl_trio._json), under the
+# names the wire modules use; each is a cattrs structure hook as it is.
+structure_str = check_str
+structure_int = check_int
+structure_float = check_number
+structure_bool = check_bool
+json_object = check_object
 
 
 def b64decode(value: Any, _: Any = bytes) -> bytes:
@@ -117,7 +84,7 @@ def b64decode(value: Any, _: Any = bytes) -> bytes:
     if not isinstance(value, str):
         raise TypeError(f"expected base64 text, got {json_type_name(value)}")
     try:
-        # pybase64's SIMD decoder is ~4x faster than binascii: this runs for every delta
+        # pybase64 (SIMD) rather than binascii: this runs for every audio delta
         return pybase64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ValueError(f"invalid base64: {exc}") from None

@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import orjson
 
 from kernl_trio.errors import EncodeError, FrameDecodeError
-from kernl_trio.protocol.client import ActivityEnd, ActivityStart, ClientEvent
+from kernl_trio.limits import MAX_AUDIO_APPEND_BYTES
+from kernl_trio.protocol.client import ActivityEnd, ActivityStart, AudioInputAppend, ClientEvent
 from kernl_trio.protocol.items import ToolCallItem
 from kernl_trio.protocol.server import (
     AudioInputCleared,
@@ -143,6 +145,23 @@ _structure_tool_call = converter.get_structure_hook(ToolCall)
 
 _MAX_REMEMBERED_CALLS = 256
 
+MAX_APPEND_AUDIO = MAX_AUDIO_APPEND_BYTES // 4 * 3 // 6 * 6
+"""The most audio bytes one append carries: base64 within the limit, a whole number of
+samples for PCM16 and G.711 alike (a multiple of 6 = 3 base64 bytes x 2 sample bytes)."""
+
+
+def _split_append(event: AudioInputAppend) -> list[AudioInputAppend]:
+    audio = event.audio
+    parts = range(0, len(audio), MAX_APPEND_AUDIO)
+    return [
+        attrs.evolve(
+            event,
+            audio=audio[start : start + MAX_APPEND_AUDIO],
+            event_id=None if event.event_id is None else f"{event.event_id}-{n}",
+        )
+        for n, start in enumerate(parts)
+    ]
+
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, KeyError):
@@ -180,13 +199,19 @@ class OpenAICodec:
     # --- encoding -------------------------------------------------------------------------
 
     def encode(self, event: ClientEvent) -> list[dict[str, Any]]:
-        """GA wire dicts for ``event``; ``[]`` when OpenAI has no counterpart (activity)."""
+        """GA wire dicts for ``event``; ``[]`` when OpenAI has no counterpart (activity).
+
+        An :class:`AudioInputAppend` over what one ``input_audio_buffer.append`` may carry
+        (:data:`~kernl_trio.limits.MAX_AUDIO_APPEND_BYTES` of base64) becomes several
+        appends, in order, each a whole number of samples."""
         if isinstance(event, _NO_COUNTERPART):
             return []
         hook = _ENCODERS.get(event.__class__)
         if hook is None:
             raise EncodeError(f"not a client event: {event!r:.80}")
         try:
+            if isinstance(event, AudioInputAppend) and len(event.audio) > MAX_APPEND_AUDIO:
+                return [hook(part) for part in _split_append(event)]
             return [hook(event)]
         except EncodeError:
             raise
@@ -194,9 +219,17 @@ class OpenAICodec:
             raise EncodeError(f"cannot encode {event.kind}: {_reason(exc)}") from exc
 
     def encode_frames(self, event: ClientEvent) -> list[str]:
-        """The same as :meth:`encode`, as JSON text frames."""
+        """The same as :meth:`encode`, as JSON text frames (``str``)."""
         try:
             return [orjson.dumps(wire).decode() for wire in self.encode(event)]
+        except orjson.JSONEncodeError as exc:
+            raise EncodeError(f"cannot encode {event.kind} as JSON: {exc}") from exc
+
+    def encode_wire(self, event: ClientEvent) -> list[bytes]:
+        """The same as :meth:`encode`, as JSON frames in UTF-8 ``bytes``: what a
+        :class:`~kernl_trio.transports.WebSocket` sends as text without a decode."""
+        try:
+            return [orjson.dumps(wire) for wire in self.encode(event)]
         except orjson.JSONEncodeError as exc:
             raise EncodeError(f"cannot encode {event.kind} as JSON: {exc}") from exc
 

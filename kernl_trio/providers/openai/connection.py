@@ -23,8 +23,8 @@ from typing import Any
 import orjson
 import trio
 
-from ..._websocket import WebSocket, WebSocketClosed
 from ...errors import ConnectionClosed, ConnectionLost, FrameDecodeError
+from ...limits import CLOSE_TIMEOUT, SEND_STALL_TIMEOUT
 from ...model import ConnectionEvent, StatusChanged
 from ...protocol import (
     AudioInputAppend,
@@ -34,10 +34,8 @@ from ...protocol import (
     SessionCreated,
     TransportStatus,
 )
+from ...transports import WebSocket, WebSocketClosed
 from .codec import OpenAICodec
-
-CLOSE_TIMEOUT = 5.0
-SEND_STALL_TIMEOUT = 10.0
 
 
 class OpenAIRealtimeConnection:
@@ -57,7 +55,7 @@ class OpenAIRealtimeConnection:
         self._unread: collections.deque[ConnectionEvent] = collections.deque()  # for __anext__
         self._ended = False
         # Frames not yet written, in order; `_writing` while some task is writing them.
-        self._outbox: collections.deque[str] = collections.deque()
+        self._outbox: collections.deque[bytes] = collections.deque()
         self._writing = False
         self._out_closed = False
         self._broken = False
@@ -110,16 +108,16 @@ class OpenAIRealtimeConnection:
         if self._muted and isinstance(event, AudioInputAppend):
             await trio.lowlevel.checkpoint()
             return
-        await self._send_frames(self._codec.encode_frames(event))
+        await self._send_frames(self._codec.encode_wire(event))
 
     async def send_raw(self, message: dict[str, Any]) -> None:
-        await self._send_frames([orjson.dumps(message).decode()])
+        await self._send_frames([orjson.dumps(message)])
 
     def send_nowait(self, event: ClientEvent) -> None:
         """Queue ``event`` without a checkpoint (used by the interrupt path)."""
         if self._muted and isinstance(event, AudioInputAppend):
             return
-        self._queue(self._codec.encode_frames(event))
+        self._queue(self._codec.encode_wire(event))
 
     def mute(self) -> None:
         self._muted = True
@@ -163,8 +161,8 @@ class OpenAIRealtimeConnection:
             await trio.lowlevel.checkpoint()
             if closed.code == 1006 and closed.reason:  # no close frame; the client gave up
                 self._record_loss(closed, f"the connection was lost: {closed.reason}")
-            elif closed.code == 1009:
-                self._record_loss(closed, f"a message was too big: {closed.reason}")
+            elif closed.code == 1009 and closed.reason:  # the client refused a message
+                self._record_loss(closed, f"the connection was closed: {closed.reason}")
             else:
                 self._record_loss(closed, f"the server closed the connection (code {closed.code})")
             self._ended = True
@@ -213,14 +211,14 @@ class OpenAIRealtimeConnection:
         return {"frames_queued": len(self._outbox)}
 
     # -- internals --------------------------------------------------------------------------
-    def _queue(self, frames: list[str]) -> None:
+    def _queue(self, frames: list[bytes]) -> None:
         if self._out_closed or self._broken:
             raise self._unwritable()
         self._outbox.extend(frames)
         if not self._writing:
             self._writer_wakeup.unpark_all()
 
-    async def _send_frames(self, frames: list[str]) -> None:
+    async def _send_frames(self, frames: list[bytes]) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
         if self._out_closed or self._broken:
             raise self._unwritable()

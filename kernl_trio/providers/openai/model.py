@@ -13,28 +13,37 @@ from typing import Any
 import trio
 
 from ..._background import in_background
-from ..._websocket import WebSocketConnector
-from ..._websocket_ws import connect_websockets_sansio
+from ..._secret import Secret
 from ...errors import ConfigurationError, HandshakeFailed
+from ...limits import HTTP_TIMEOUT
 from ...model import ConnectOptions
 from ...protocol import ClientCredential, EphemeralToken
-from .connection import CLOSE_TIMEOUT, OpenAIRealtimeConnection
+from ...transports import DEFAULT_CONNECTOR, Header, WebSocketConnector
+from .connection import OpenAIRealtimeConnection
 
 DEFAULT_URL = "wss://api.openai.com/v1/realtime"
+
+
+def _is_openai_host(host: str) -> bool:
+    return host == "openai.com" or host.endswith(".openai.com")
 
 
 class OpenAIRealtimeModel:
     """A model on the OpenAI Realtime API.
 
-    ``api_key`` falls back to ``OPENAI_API_KEY``. ``base_url`` is the realtime endpoint
-    (default ``wss://api.openai.com/v1/realtime``); ``ws://127.0.0.1:PORT`` reaches a local
-    server such as :mod:`kernl_trio.testing`'s, which needs no key.
+    ``base_url`` is the realtime endpoint (default ``wss://api.openai.com/v1/realtime``);
+    ``ws://127.0.0.1:PORT`` reaches a local server such as :mod:`kernl_trio.testing`'s,
+    which needs no key.
 
-    ``connector`` picks the WebSocket client: the default is ``websockets``' sans-I/O
-    protocol driven by the connection's own tasks (the fastest client measured,
-    docs/performance.md); ``kernl_trio._websocket_ws.connect_websockets_trio`` (the
-    ``websockets`` trio client) and ``kernl_trio._websocket.connect_trio_websocket``
-    (trio-websocket) remain supported.
+    ``api_key`` is sent to ``base_url`` whatever its host. Without it, the key in
+    ``OPENAI_API_KEY`` is used for OpenAI's own hosts (``*.openai.com``) only: for another
+    remote host (a proxy, another provider), pass ``api_key=`` or a credential in
+    :class:`~kernl_trio.model.ConnectOptions`. Keys are held as
+    :class:`~kernl_trio.transports.Secret`, so no repr, log line or traceback shows them.
+
+    ``connector`` picks the WebSocket client (:mod:`kernl_trio.transports`): the default
+    is ``connect_websockets_sansio``, ``websockets``' sans-I/O protocol driven by the
+    connection's own tasks; ``connect_trio_websocket`` (trio-websocket) is the other.
     """
 
     provider = "openai"
@@ -44,14 +53,23 @@ class OpenAIRealtimeModel:
         self,
         model_id: str = "gpt-realtime",
         *,
-        api_key: str | None = None,
+        api_key: str | Secret | None = None,
         base_url: str | None = None,
-        connector: WebSocketConnector = connect_websockets_sansio,
+        connector: WebSocketConnector = DEFAULT_CONNECTOR,
     ) -> None:
         self._model_id = model_id
-        self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self._base_url = base_url or DEFAULT_URL
         self._connector = connector
+        self._api_key: Secret | None = None
+        self._env_key = False  # the key came from OPENAI_API_KEY, not from the caller
+        if api_key is not None:
+            self._api_key = Secret(api_key) if api_key else None
+        elif os.environ.get("OPENAI_API_KEY"):
+            self._api_key = Secret(os.environ["OPENAI_API_KEY"])
+            self._env_key = True
+
+    def __repr__(self) -> str:
+        return f"OpenAIRealtimeModel({self._model_id!r}, base_url={self._base_url!r})"
 
     @property
     def model_id(self) -> str:
@@ -66,33 +84,51 @@ class OpenAIRealtimeModel:
             query.append(("model", self._model_id))
         return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
+    def _host(self) -> str:
+        return urllib.parse.urlsplit(self._base_url).hostname or ""
+
     def _is_local(self) -> bool:
-        host = urllib.parse.urlsplit(self._base_url).hostname or ""
+        host = self._host()
         return host in {"localhost", "::1"} or host.startswith("127.")
 
-    def _credential(self, options: ConnectOptions) -> str | None:
+    def _key(self) -> Secret | None:
+        """The API key this model may send to its ``base_url``."""
+        if self._api_key is None or (self._env_key and not _is_openai_host(self._host())):
+            return None
+        return self._api_key
+
+    def _credential(self, options: ConnectOptions) -> Secret | None:
         if options.credential is not None:
-            return options.credential.value
-        if self._api_key:
-            return self._api_key
+            return Secret(options.credential.value)
+        key = self._key()
+        if key is not None:
+            return key
         if self._is_local():
             return None
+        if self._api_key is not None:  # only the environment's key, and not an OpenAI host
+            raise ConfigurationError(
+                f"OPENAI_API_KEY is sent only to OpenAI's hosts, not to {self._host()}: "
+                "pass api_key= (or a credential) to send a key there"
+            )
         raise ConfigurationError(
             "no OpenAI API key: pass api_key=, set OPENAI_API_KEY, or give a credential"
         )
+
+    def _headers(self, options: ConnectOptions) -> list[Header]:
+        headers: list[Header] = list(options.headers)
+        secret = self._credential(options)
+        if secret is not None:
+            headers.insert(0, ("Authorization", Secret("Bearer " + secret.reveal())))
+        return headers
 
     @asynccontextmanager
     async def connect(
         self, options: ConnectOptions | None = None
     ) -> AsyncIterator[OpenAIRealtimeConnection]:
         options = options or ConnectOptions()
-        headers = list(options.headers)
-        secret = self._credential(options)
-        if secret is not None:
-            headers.insert(0, ("Authorization", f"Bearer {secret}"))
         url = self.url
         async with self._connector(
-            url, headers, options.max_message_size, options.connect_timeout
+            url, self._headers(options), options.max_message_size, options.connect_timeout
         ) as ws:
             conn = OpenAIRealtimeConnection(
                 ws, metadata={"provider": self.provider, "model": self._model_id, "url": url}
@@ -102,8 +138,11 @@ class OpenAIRealtimeModel:
 
     async def authenticate(self, *, ttl_seconds: int = 600) -> ClientCredential:
         """Mint an ephemeral client secret (``POST /v1/realtime/client_secrets``)."""
-        if not self._api_key:
-            raise ConfigurationError("authenticate() needs an API key")
+        key = self._key()
+        if key is None:
+            raise ConfigurationError(
+                "authenticate() needs an API key (OPENAI_API_KEY is sent only to OpenAI's hosts)"
+            )
         parts = urllib.parse.urlsplit(self._base_url)
         scheme = {"wss": "https", "ws": "http"}.get(parts.scheme, parts.scheme)
         path = parts.path.rstrip("/").removesuffix("/realtime") + "/realtime/client_secrets"
@@ -112,18 +151,12 @@ class OpenAIRealtimeModel:
             "expires_after": {"anchor": "created_at", "seconds": ttl_seconds},
             "session": {"type": "realtime", "model": self._model_id},
         }
-        request = urllib.request.Request(
-            endpoint,
-            data=json.dumps(body).encode(),
-            headers={
-                "Authorization": f"Bearer {self._api_key}",
-                "Content-Type": "application/json",
-            },
-            method="POST",
-        )
 
         def post() -> dict[str, Any]:
-            with urllib.request.urlopen(request, timeout=CLOSE_TIMEOUT * 2) as response:
+            request = urllib.request.Request(endpoint, data=json.dumps(body).encode())
+            request.add_header("Content-Type", "application/json")
+            request.add_header("Authorization", "Bearer " + key.reveal())  # at the last moment
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
                 data: dict[str, Any] = json.loads(response.read())
                 return data
 

@@ -1,144 +1,63 @@
-"""Two :data:`~kernl_trio._websocket.WebSocketConnector` s on the ``websockets`` library.
+"""The default connector: ``websockets``' sans-I/O ``ClientProtocol`` driven by the tasks
+that call it, with no background task per message.
 
-``websockets`` (>= 17) ships a trio implementation (``websockets.trio.client.connect``) whose
-frame parsing costs less than half of what trio-websocket's (wsproto + h11) does per message;
-see docs/performance.md, "Session benchmarks". This module adapts it to the small interface
-connections are written against (``send`` / ``receive`` / ``aclose``), with the same error
-contract as :func:`kernl_trio._websocket.connect_trio_websocket`:
+The reader task parses frames as it reads the socket; ``receive_batch`` hands over every
+message already parsed after one checkpoint (``receive`` checkpoints once per message). A free
+lock is taken without a checkpoint of its own, as the socket I/O under it has one. Frames go
+out as text, from ``bytes`` without a decode and re-encode. Writes are shielded: a cancelled
+writer never leaves half a frame.
 
-* a failed opening handshake (refused upgrade, DNS or TCP error, timeout, invalid URL) raises
-  :class:`~kernl_trio.errors.HandshakeFailed`, with ``status_code`` when the server answered;
-* once open, a closed socket makes ``send`` and ``receive`` raise
-  :class:`~kernl_trio._websocket.WebSocketClosed` (close code 1006 when no close frame came).
-
-Choices, all measured or matching the trio-websocket connector:
-
-* no permessage-deflate (``websockets`` enables it by default): base64 audio hardly compresses
-  and deflate would cost CPU on every frame; trio-websocket offers no compression either;
-* text frames are returned as UTF-8 ``bytes`` (``recv(decode=False)``): the codec's
-  ``orjson.loads`` reads bytes directly, so no ``str`` is built per frame;
-* ``max_queue=64`` frames before the reader pauses (trio-websocket: ``message_queue_size=64``);
-* keepalive pings every 20 s (the library's default) detect a dead peer;
-* closing waits at most 5 s for the peer's close frame.
-
-:func:`connect_websockets_sansio` is a second connector on the same library's sans-I/O
-``ClientProtocol``, driven by the tasks that call it instead of a background task of its own:
-the reader task parses frames as it reads the socket; ``receive_batch`` hands over every
-message already parsed after one checkpoint (``receive`` checkpoints once per message); a
-free lock is taken without a checkpoint of its own, as the socket I/O under it has one.
-It is the default (the fastest client measured, docs/performance.md).
-It answers the server's pings while
-something is receiving, which a connection always is. Writes are shielded: a cancelled
-writer never leaves half a frame. One watchdog task per connection wakes every
+The protocol answers the server's pings and close frames itself while something is
+receiving, which a connection always is. One watchdog task per connection wakes every
 ``WATCHDOG_TICK`` and compares progress counters, so reads and writes pay for no timer of
 their own: a peer silent for ``PING_INTERVAL`` is pinged; one that then sends nothing for
 ``PING_TIMEOUT``, or takes nothing written for ``SEND_STALL_TIMEOUT``, or never finishes a
 close we started, has its stream closed, and ``receive`` / ``send`` raise
-:class:`~kernl_trio._websocket.WebSocketClosed` (1006) with the reason.
+:class:`~kernl_trio.transports.WebSocketClosed` (1006) with the reason. An incoming message
+over ``max_message_size`` closes the socket with code 1009 and raises ``WebSocketClosed(1009,
+reason)`` naming the limit. No permessage-deflate: base64 audio hardly compresses.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import ssl
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-import attrs
 import trio
 from websockets.client import ClientProtocol
-from websockets.exceptions import (
-    ConnectionClosed,
-    InvalidHandshake,
-    InvalidProxy,
-    InvalidStatus,
-    InvalidURI,
-)
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI, PayloadTooBig
 from websockets.frames import Frame, Opcode
 from websockets.http11 import USER_AGENT
 from websockets.protocol import State
-from websockets.trio.client import ClientConnection, connect
 from websockets.uri import parse_uri
 
-from ._background import in_background
-from ._websocket import WebSocket, WebSocketClosed
-from .errors import HandshakeFailed
+from .._background import in_background
+from .._secret import reveal
+from ..limits import (
+    CLOSE_TIMEOUT,
+    PING_INTERVAL,
+    PING_TIMEOUT,
+    RECEIVE_BYTES,
+    SEND_STALL_TIMEOUT,
+    WATCHDOG_TICK,
+)
+from ._base import (
+    ABNORMAL_CLOSURE,
+    Header,
+    RedactingLogger,
+    WebSocket,
+    WebSocketClosed,
+    cannot_open,
+    refused,
+    too_big,
+)
 
-__all__ = ["connect_websockets_sansio", "connect_websockets_trio"]
+__all__ = ["connect_websockets_sansio"]
 
-CLOSE_TIMEOUT = 5.0
-SEND_STALL_TIMEOUT = 10.0
-PING_INTERVAL = 20.0  # sans-I/O: silence from the peer this long -> ping it
-PING_TIMEOUT = 20.0  # ... and nothing this long after the ping -> the connection is dead
-WATCHDOG_TICK = 2.5  # how often the sans-I/O watchdog looks (its figures are this coarse)
-MAX_QUEUE = 64
-_ABNORMAL_CLOSURE = 1006
-RECEIVE_BYTES = 65536
-
-
-@attrs.define
-class _WebsocketsTrio:
-    _ws: ClientConnection
-
-    async def send(self, message: str | bytes) -> None:
-        try:
-            await self._ws.send(message, text=True)
-        except ConnectionClosed as exc:
-            raise _closed(exc) from None
-
-    async def receive(self) -> str | bytes:
-        try:
-            return await self._ws.recv(decode=False)
-        except ConnectionClosed as exc:
-            raise _closed(exc) from None
-
-    async def receive_batch(self) -> list[str | bytes]:
-        return [await self.receive()]
-
-    async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
-        await self._ws.aclose(code, reason or "")
-
-
-@asynccontextmanager
-async def connect_websockets_trio(
-    url: str,
-    headers: Sequence[tuple[str, str]],
-    max_message_size: int,
-    connect_timeout: float,
-) -> AsyncIterator[WebSocket]:
-    """A connector on ``websockets.trio`` (same signature as ``connect_trio_websocket``)."""
-    opened = False
-    try:
-        async with connect(
-            url,
-            additional_headers=list(headers),
-            compression=None,
-            open_timeout=connect_timeout,
-            close_timeout=CLOSE_TIMEOUT,
-            max_size=max_message_size,
-            max_queue=MAX_QUEUE,
-        ) as ws:
-            opened = True
-            yield _WebsocketsTrio(ws)
-    except InvalidStatus as exc:
-        if opened:
-            raise
-        status = exc.response.status_code
-        raise HandshakeFailed(
-            f"{url} refused the WebSocket upgrade ({status})", status_code=status
-        ) from None
-    except (InvalidHandshake, InvalidURI, InvalidProxy, OSError, trio.TooSlowError) as exc:
-        # TimeoutError (the open timeout) is an OSError.
-        if opened:
-            raise
-        raise HandshakeFailed(f"cannot open a WebSocket to {url}: {exc!r}") from None
-
-
-def _closed(exc: ConnectionClosed) -> WebSocketClosed:
-    received = exc.rcvd
-    if received is None:
-        return WebSocketClosed(_ABNORMAL_CLOSURE, None)
-    return WebSocketClosed(received.code, received.reason or None)
+_logger = RedactingLogger(logging.getLogger("websockets.client"))
 
 
 class _SansIOWebSocket:
@@ -153,9 +72,12 @@ class _SansIOWebSocket:
     #: docstring), so the connection need not wrap it in scopes of its own.
     send_is_shielded = True
 
-    def __init__(self, stream: trio.abc.Stream, protocol: ClientProtocol) -> None:
+    def __init__(
+        self, stream: trio.abc.Stream, protocol: ClientProtocol, max_message_size: int
+    ) -> None:
         self._stream = stream
         self._protocol = protocol
+        self._max_message_size = max_message_size
         self._messages: collections.deque[bytes] = collections.deque()
         self._fragments: list[bytes] | None = None
         self._send_lock = trio.Lock()
@@ -175,6 +97,8 @@ class _SansIOWebSocket:
         if self._protocol.state is not State.OPEN or self._broken:
             await trio.lowlevel.checkpoint()
             raise self._closed()
+        # A cancel point before anything is framed; the write itself is shielded.
+        await trio.lowlevel.checkpoint_if_cancelled()
         self._protocol.send_text(message if isinstance(message, bytes) else message.encode())
         await self._flush()
         if self._broken:
@@ -192,8 +116,8 @@ class _SansIOWebSocket:
         return batch
 
     async def _wait_for_messages(self) -> None:
-        """Return once a message is queued, after exactly one checkpoint (or more); raise
-        WebSocketClosed once the socket has ended with nothing queued."""
+        """Return once a message is queued, after at least one checkpoint; raise
+        WebSocketClosed (after one) once the socket has ended with nothing queued."""
         messages = self._messages
         if messages or self._ended or self._stream_closed:
             await trio.lowlevel.checkpoint()
@@ -346,9 +270,14 @@ class _SansIOWebSocket:
 
     def _closed(self) -> WebSocketClosed:
         received = self._protocol.close_rcvd
-        if received is None:
-            return WebSocketClosed(_ABNORMAL_CLOSURE, self._failure)
-        return WebSocketClosed(received.code, received.reason or None)
+        if received is not None:
+            return WebSocketClosed(received.code, received.reason or None)
+        if isinstance(self._protocol.parser_exc, PayloadTooBig):
+            return too_big(self._max_message_size)
+        sent = self._protocol.close_sent
+        if self._protocol.parser_exc is not None and sent is not None:  # the peer broke RFC 6455
+            return WebSocketClosed(sent.code, sent.reason or None)
+        return WebSocketClosed(ABNORMAL_CLOSURE, self._failure)
 
 
 async def _acquire(lock: trio.Lock) -> None:
@@ -361,7 +290,7 @@ async def _acquire(lock: trio.Lock) -> None:
 
 
 async def _open_sansio(
-    url: str, headers: Sequence[tuple[str, str]], max_message_size: int
+    url: str, headers: Sequence[Header], max_message_size: int
 ) -> _SansIOWebSocket:
     uri = parse_uri(url)
     stream: trio.abc.Stream = await trio.open_tcp_stream(uri.host, uri.port)
@@ -370,25 +299,32 @@ async def _open_sansio(
             tls = trio.SSLStream(stream, ssl.create_default_context(), server_hostname=uri.host)
             await tls.do_handshake()
             stream = tls
-        protocol = ClientProtocol(uri, max_size=max_message_size)
+        protocol = ClientProtocol(uri, max_size=max_message_size, logger=_logger)
         request = protocol.connect()
         for name, value in headers:
-            request.headers[name] = value
+            request.headers[name] = reveal(value)  # the secret reaches the wire, not a log
         request.headers.setdefault("User-Agent", USER_AGENT)
-        protocol.send_request(request)
-        ws = _SansIOWebSocket(stream, protocol)
+        protocol.send_request(request)  # logged through _logger, secrets redacted
+        del request  # the protocol keeps no reference; the serialized bytes are in its buffer
+        ws = _SansIOWebSocket(stream, protocol, max_message_size)
         await ws._flush()
+        answer = False
         while protocol.state is State.CONNECTING and protocol.handshake_exc is None:
             data = await stream.receive_some(RECEIVE_BYTES)
             if data:
                 protocol.receive_data(data)
             else:
                 protocol.receive_eof()
-            ws._absorb(protocol.events_received())  # frames that came with the response
+            # frames that came with the response, a close frame included
+            answer = ws._absorb(protocol.events_received()) or answer
             if not data and protocol.handshake_exc is None:
                 raise OSError("the server closed the connection during the handshake")
         if protocol.handshake_exc is not None:
             raise protocol.handshake_exc
+        if answer:
+            await ws._flush()  # a pong, or the reply to a close frame
+        if protocol.close_rcvd is not None or protocol.state is State.CLOSED:
+            ws._ended = True
         return ws
     except BaseException:
         await trio.aclose_forcefully(stream)
@@ -398,19 +334,18 @@ async def _open_sansio(
 @asynccontextmanager
 async def connect_websockets_sansio(
     url: str,
-    headers: Sequence[tuple[str, str]],
+    headers: Sequence[Header],
     max_message_size: int,
     connect_timeout: float,
 ) -> AsyncIterator[WebSocket]:
-    """A connector on ``websockets``' sans-I/O client protocol (see the module docstring)."""
+    """The default :data:`~kernl_trio.transports.WebSocketConnector` (see the module
+    docstring): ``websockets``' sans-I/O protocol, driven by the connection's own tasks."""
     try:
         with trio.fail_after(connect_timeout):
             ws = await _open_sansio(url, headers, max_message_size)
     except InvalidStatus as exc:
-        status = exc.response.status_code
-        raise HandshakeFailed(
-            f"{url} refused the WebSocket upgrade ({status})", status_code=status
-        ) from None
+        response = exc.response
+        raise refused(url, response.status_code, response.body) from None
     except (
         InvalidHandshake,
         InvalidURI,
@@ -419,7 +354,7 @@ async def connect_websockets_sansio(
         trio.TooSlowError,
         trio.BrokenResourceError,
     ) as exc:
-        raise HandshakeFailed(f"cannot open a WebSocket to {url}: {exc!r}") from None
+        raise cannot_open(url, exc) from None
 
     async def close() -> None:
         await ws.aclose(1000 if ws._protocol.state is State.OPEN else 1011)
