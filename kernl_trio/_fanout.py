@@ -24,7 +24,7 @@ from .errors import SubscriberOverflow
 T = TypeVar("T")
 U = TypeVar("U")
 
-DEFAULT_MAX_BACKLOG = 4096
+DEFAULT_MAX_BACKLOG = 16384
 
 
 @attrs.frozen

@@ -75,7 +75,9 @@ async def w1(model: OpenAIRealtimeModel, expected: int, batched: bool) -> dict[s
                     ):
                         break
         else:
-            async with session.events() as events:
+            # W1 is one flood of `expected` deltas: a consumer taking one event per
+            # scheduler pass holds most of it at once, so its backlog limit fits the flood.
+            async with session.events(max_backlog=expected + 1024) as events:
                 await session.create_response()
                 async for event in events:
                     if isinstance(event, AudioOutputDelta) and burst.delivered(event.audio):
