@@ -2,7 +2,8 @@
 
 A small model of a GA server answers the core's client events; after every step the
 invariants of the interruption rules are checked on everything the core has done.
-``KERNL_CORE_EXAMPLES`` sets the number of cases (CI runs at least 10,000).
+The quick default profile runs 200 cases; the ``ci`` profile (``HYPOTHESIS_PROFILE=ci``,
+which .ci/run sets) runs 10,000; ``KERNL_CORE_EXAMPLES`` sets any other number.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ from kernl_trio.protocol import (
 
 MS = 48
 TOOLS = {"fast": ToolPolicy(), "protected": ToolPolicy(cancel_on_interrupt=False)}
-EXAMPLES = int(os.environ.get("KERNL_CORE_EXAMPLES", "300"))
+_PROFILE_EXAMPLES = 10_000 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 200
+EXAMPLES = int(os.environ.get("KERNL_CORE_EXAMPLES", _PROFILE_EXAMPLES))
 
 
 class FakePlayback:
