@@ -19,6 +19,7 @@ from kernl_trio.protocol import (
     AudioInputAppend,
     AudioOutputDelta,
     ClientEvent,
+    InvalidFrame,
     ResponseCreated,
     ResponseDone,
     ResponseInterrupted,
@@ -95,6 +96,10 @@ async def test_an_unusable_output_rate_is_an_error_event_and_the_session_goes_on
             await conn.send({"type": "session.updated", "session": broken})
             error = await session.wait_for(SessionError)
             assert error.error.type == "invalid_config"
+            unknown = {"audio": {"output": {"format": {"type": "audio/flac"}}}}
+            await conn.send({"type": "session.updated", "session": unknown})
+            invalid = await session.wait_for(InvalidFrame)
+            assert "unknown audio format" in invalid.reason
             await session.send_message("hello?")
             async for event in events:
                 if isinstance(event, ResponseDone):
