@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import signal
 import subprocess
 import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +14,6 @@ import orjson
 import pytest
 import trio
 
-from kernl_trio import __main__ as cli
 from kernl_trio.agent import RealtimeAgent
 from kernl_trio.protocol import ToolCall, TranscriptInput, TranscriptOutput
 from kernl_trio.providers.openai import OpenAIRealtimeModel
@@ -63,23 +59,6 @@ def test_help_lists_the_commands() -> None:
     for command in ("demo", "serve", "twilio"):
         assert command in done.stdout
     assert "--fast" in _cli("demo", "--help").stdout
-
-
-def test_twilio_is_dispatched_when_available(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[list[str]] = []
-    fake = types.SimpleNamespace(main_twilio=lambda argv: seen.append(argv) or 7)
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
-    monkeypatch.setattr(importlib, "import_module", lambda name: fake)
-    assert cli.main(["twilio", "--port", "8080"]) == 7
-    assert seen == [["--port", "8080"]]
-
-
-def test_twilio_says_not_available_without_it(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    assert cli.main(["twilio"]) == 2
-    assert "not available" in capsys.readouterr().err
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ deterministically; every position is exact in trio's virtual time.
 """
 
 from ..channels.virtual import PlayedChunk, VirtualChannel
-from .replies import (
+from ..local.replies import (
     AudioReply,
     Reply,
     Responder,
@@ -14,7 +14,7 @@ from .replies import (
     ToolCallReply,
     default_responder,
 )
-from .server import ScriptedServer, ServerConnection
+from ..local.server import ScriptedServer, ServerConnection
 from .twilio_peer import PeerMark, TwilioPeer
 
 __all__ = [

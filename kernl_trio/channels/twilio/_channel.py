@@ -29,14 +29,14 @@ import attrs
 import trio
 import trio_websocket
 
-from .._errors import collapse
-from .._fanout import Broadcaster
-from .._websocket import WebSocket, WebSocketClosed, _TrioWebSocket
-from ..audio import Transcoder
-from ..errors import ConnectionLost, FrameDecodeError
-from ..model import ChannelAudio, ChannelInput, ChannelInterrupt
-from ..protocol import PCMU_8K, AudioFormat
-from ._twilio_wire import (
+from ..._errors import collapse
+from ..._fanout import Broadcaster
+from ..._websocket import WebSocket, WebSocketClosed, _TrioWebSocket
+from ...audio import Transcoder
+from ...errors import ConnectionLost, FrameDecodeError
+from ...model import ChannelAudio, ChannelInput, ChannelInterrupt
+from ...protocol import PCMU_8K, AudioFormat
+from ._wire import (
     Clear,
     Connected,
     Dtmf,
@@ -150,6 +150,7 @@ class TwilioChannelStatistics:
     malformed: int
     drain_timeouts: int
     outbox: int
+    media_before_start: int = 0
 
 
 @attrs.define(eq=False, slots=True)
@@ -171,6 +172,7 @@ class _Counters:
     dtmf: int = 0
     malformed: int = 0
     drain_timeouts: int = 0
+    media_before_start: int = 0
 
 
 def _ms_text(nbytes: int) -> str:
@@ -206,6 +208,13 @@ class TwilioChannel:
         self._ended = trio.Event()
         self._closed = False
         self._next_timestamp: float | None = None
+        self.close_code: int | None = None
+        """The WebSocket close code the stream ended with, if the socket closed."""
+        self.close_reason: str | None = None
+        self.end_reason: Literal["stop", "closed"] | None = None
+        """How the stream ended: Twilio's ``stop``, or the socket closed."""
+        self.closed_here = False
+        """Whether this side ended the stream (``aclose()`` before Twilio did)."""
         # outbound
         self._outbox: collections.deque[_Outgoing] = collections.deque()
         self._work = trio.lowlevel.ParkingLot()  # the writer waits here for messages
@@ -277,7 +286,8 @@ class TwilioChannel:
             while True:
                 try:
                     frame = await self._ws.receive()
-                except WebSocketClosed:
+                except WebSocketClosed as closed:
+                    self.close_code, self.close_reason = closed.code, closed.reason
                     return
                 message = self.receive_frame(frame)
                 if isinstance(message, Start) and self.start is message.start:
@@ -342,6 +352,9 @@ class TwilioChannel:
     def _on_media(self, message: Media) -> None:
         media = message.media
         if media.track not in ("inbound", "inbound_track"):
+            return
+        if self.start is None:  # no call yet, so no session to hear it
+            self._n.media_before_start += 1
             return
         self._n.media_in += 1
         data = media.payload
@@ -419,6 +432,7 @@ class TwilioChannel:
     def _end(self, reason: Literal["stop", "closed"]) -> None:
         if self._ended.is_set():
             return
+        self.end_reason = reason
         self._ended.set()
         self._mic_send.close()
         self._work.unpark_all()
@@ -503,6 +517,8 @@ class TwilioChannel:
 
     async def aclose(self) -> None:
         """Stop accepting audio and close the call's socket (ends the stream for Twilio)."""
+        if not self._ended.is_set():
+            self.closed_here = True
         self._closed = True
         self._mic_send.close()
         self._space.unpark_all()
