@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import collections
 import errno
+import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import attrs
 import trio
@@ -45,6 +47,17 @@ CLOSE_TIMEOUT = 5.0
 """Seconds ``aclose()`` waits for the peer's close frame before closing the TCP stream."""
 RECEIVE_BYTES = 65536
 _ABNORMAL_CLOSURE = 1006
+
+
+class _ProtocolLogger(logging.LoggerAdapter[logging.Logger]):
+    """The protocol's per-connection INFO lines ("connection open") are DEBUG here: the
+    application logs its own line per call."""
+
+    def info(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        self.debug(msg, *args, **kwargs)
+
+
+_PROTOCOL_LOGGER = _ProtocolLogger(logging.getLogger("kernl_trio.websocket.server"), {})
 
 
 @attrs.frozen
@@ -229,6 +242,7 @@ class ServerWebSocket:
                     await self._close_stream()
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 self._broken = True
+                await self._close_stream()  # so a reader blocked on the stream wakes up
 
     async def _close_stream(self) -> None:
         if not self._stream_closed:
@@ -350,7 +364,7 @@ class WebSocketServer:
             await trio.aclose_forcefully(stream)
 
     async def _serve(self, stream: trio.SocketStream) -> None:
-        protocol = ServerProtocol(max_size=self.max_message_size)
+        protocol = ServerProtocol(max_size=self.max_message_size, logger=_PROTOCOL_LOGGER)
         request: Request | None = None
         try:
             with trio.move_on_after(self.handshake_timeout):

@@ -310,7 +310,8 @@ class TwilioChannel:
             try:
                 await self._ws.send(out.frame)
             except WebSocketClosed:
-                self._end("closed")
+                # The reader sees the same close and ends the stream, after the messages that
+                # came before it (Twilio's stop among them): it decides how the stream ended.
                 return
 
     # -- inbound -----------------------------------------------------------------------------
