@@ -119,3 +119,18 @@ def test_serve_accepts_a_session(served: str) -> None:
     said = [e.text for e in seen if isinstance(e, TranscriptOutput)]
     assert said[0] == "Let me check the weather in Oslo."
     assert said[1].startswith("Right now in Oslo it is 9 degrees and windy")
+
+
+def test_the_readme_session_ends_against_kernl_trio_serve(served: str, tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    sample = readme.split("## A session", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "weather.py"
+    script.write_text(sample)
+    env = {**ENV, "REALTIME_URL": served}
+    env.pop("OPENAI_API_KEY", None)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    expected = readme.split("python3 weather.py` prints\n\n```\n", 1)[1].split("```", 1)[0]
+    assert done.stdout == expected

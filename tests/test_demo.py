@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import re
 import wave
 from pathlib import Path
 from typing import Any
@@ -149,3 +151,20 @@ async def test_the_same_agent_runs_against_a_server_given_by_url(
     assert result.finished and result.url == server.url
     assert len(result.log.interruptions) == 2 and result.log.cancelled_calls
     assert f"realtime server at {server.url}" in stream.getvalue()
+
+
+def test_docs_sample_output_is_what_demo_fast_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    stream = io.StringIO()
+    assert main(DemoOptions(fast=True), out=stream) == 0  # the default --out, as documented
+    docs = (Path(__file__).parent.parent / "docs" / "demo.md").read_text()
+    sample = docs.split("```\nkernl-trio demo: embedded", 1)[1].split("```", 1)[0]
+
+    def normal(text: str) -> str:
+        text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", text)
+        return re.sub(r"in [\d.]+ s of wall time", "in N s of wall time", text)
+
+    assert normal("kernl-trio demo: embedded" + sample) == normal(stream.getvalue())
+    assert os.path.isdir(tmp_path / "kernl-trio-demo-out")

@@ -162,15 +162,39 @@ def wire_format(audio_format: Mapping[str, Any]) -> AudioFormat:
 # -- the rule script ------------------------------------------------------------------------
 
 
-class _Fields(dict[str, Any]):
-    """Format fields that leave unknown ``{names}`` in place instead of failing."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-def _fill(template: str, fields: Mapping[str, Any]) -> str:
-    return string.Formatter().vformat(template, (), _Fields(fields))
+def _names(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def _fill(template: str, fields: Mapping[str, Any], *, summary: bool = False) -> str:
+    """``template`` with its ``{names}`` from ``fields``, never with a placeholder left.
+
+    A clause (between commas) whose fields are missing is left out; so is a sentence whose
+    first clause is. If nothing is left, the answer is a plain list of the fields (with
+    ``summary``, for a tool's output) or the template without its placeholders.
+    """
+    known = {k: v for k, v in fields.items() if k != "output"}
+    if _names(template) <= fields.keys():
+        return template.format_map(fields)
+    sentences = []
+    for sentence in _SENTENCE_END.split(template.strip()):
+        ending = sentence[-1] if sentence and sentence[-1] in ".!?" else ""
+        body = sentence[: len(sentence) - len(ending)]
+        clauses = body.split(", ")
+        kept = [c for c in clauses if _names(c) <= fields.keys()]
+        if not kept or kept[0] is not clauses[0]:
+            continue
+        sentences.append(", ".join(kept).format_map(fields) + ending)
+    if sentences:
+        return " ".join(sentences)
+    if summary and known:
+        listed = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in known.items())
+        return f"Here is what I found: {listed}."
+    bare = string.Formatter().parse(template)
+    return " ".join("".join(text for text, _, _, _ in bare).split())
 
 
 def _words(words: Iterable[str]) -> tuple[str, ...]:
@@ -253,7 +277,7 @@ class RuleScript:
                 template = rule.then_say
             else:
                 template = "Here is what I found: {output}"
-            parts.append(self._speak(_fill(template, fields), request))
+            parts.append(self._speak(_fill(template, fields, summary=True), request))
         elif rule is None:
             fallback = _fill(self.fallback, {"text": text}) if text else self.unheard
             parts.append(self._speak(fallback, request))
