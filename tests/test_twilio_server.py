@@ -452,6 +452,7 @@ async def test_losing_the_model_ends_only_that_call_and_hangs_up_its_stream(
     await doomed_conn.drop()
     with trio.fail_after(5):
         await doomed.closed.wait()  # Twilio's socket closed: the stream ends
+    await wait_until(lambda: bool(bridge.history))
     assert bridge.history[-1].outcome == "failed"
     other_conn.start_response(RESPONSE_CREATE, Reply.of(AudioReply("ok", ms=100)))
     await other.wait_received("mark", count=5)
@@ -468,6 +469,7 @@ async def test_a_stream_without_start_is_dropped_after_the_start_timeout(
     with trio.fail_after(10):
         await peer.closed.wait()
     assert trio.current_time() == pytest.approx(3, abs=0.01)
+    await wait_until(lambda: bool(bridge.history))
     assert bridge.history[-1].outcome == "failed"
     assert isinstance(bridge.history[-1].error, trio.TooSlowError)
     assert model_server.connections == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -59,8 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = exit_.code
         return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_USAGE)
     prog = f"kernl-trio {args.command}"
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     try:
         status: int = args.run(args)
     except (Exception, KeyboardInterrupt, BaseExceptionGroup) as exc:
         return report(prog, exc, debug=args.debug)
+    finally:  # a command's log set-up ends with it (main may run in-process, e.g. in tests)
+        root.handlers[:] = handlers
+        root.setLevel(level)
     return status

@@ -36,6 +36,8 @@ from ...audio import Transcoder
 from ...errors import ConnectionLost, FrameDecodeError
 from ...model import ChannelAudio, ChannelInput, ChannelInterrupt
 from ...protocol import PCMU_8K, AudioFormat
+from ._stream import ULAW_BYTES_PER_MS as _ULAW_BYTES_PER_MS
+from ._stream import MarkLedger
 from ._wire import (
     Clear,
     Connected,
@@ -66,9 +68,7 @@ __all__ = [
 
 logger = logging.getLogger("kernl_trio.channels.twilio")
 
-_ULAW_BYTES_PER_MS = 8
 _MAX_GAP_MS = 10_000  # longer inbound gaps are filled with this much silence at most
-_MAX_TRACKED_MARKS = 10_000  # a peer that never echoes must not grow memory without bound
 
 
 @attrs.frozen
@@ -175,12 +175,6 @@ class _Counters:
     media_before_start: int = 0
 
 
-def _ms_text(nbytes: int) -> str:
-    """u-law bytes as milliseconds, exactly (8 bytes per ms: at most 3 decimals)."""
-    whole, rest = divmod(nbytes, _ULAW_BYTES_PER_MS)
-    return str(whole) if not rest else f"{whole}.{rest * 125:03d}".rstrip("0")
-
-
 class TwilioChannel:
     """One call's Media Stream (see the module docstring)."""
 
@@ -221,12 +215,7 @@ class TwilioChannel:
         self._space = trio.lowlevel.ParkingLot()  # play() waits here for the outbox to shrink
         self._echoes = trio.lowlevel.ParkingLot()  # wait_drained() waits here for echoes
         self._item: str | None = None  # the item whose audio the encoder holds
-        self._sent_bytes: dict[str, int] = {}
-        self._played: dict[str, float] = {}
-        self._unacked: dict[str, tuple[str, float]] = {}  # mark -> (item, ms), in send order
-        self._cleared: set[str] = set()
-        self._last_mark: str | None = None
-        self._playback_end = -float("inf")
+        self._marks = MarkLedger(self._frame_bytes)
         self._n = _Counters()
 
     # -- identity ----------------------------------------------------------------------------
@@ -402,26 +391,13 @@ class TwilioChannel:
             await self._mic_send.send(ChannelInterrupt())
 
     def _on_mark(self, name: str) -> None:
-        if name in self._cleared:
-            self._cleared.discard(name)
+        echo = self._marks.echo(name)
+        if echo.cleared:
             self._n.marks_cleared += 1
-            self._events.publish(TwilioMarkEcho(name, None, None, cleared=True))
-            return
-        if name not in self._unacked:
-            self._events.publish(TwilioMarkEcho(name, None, None, cleared=False))
-            return
-        # Echoes come in order: the marks sent before this one have played too.
-        unacked = self._unacked
-        while unacked:
-            first = next(iter(unacked))
-            item, ms = unacked.pop(first)
-            self._n.marks_acknowledged += 1
-            if ms > self._played.get(item, 0.0):
-                self._played[item] = ms
-            if first == name:
-                break
-        self._echoes.unpark_all()
-        self._events.publish(TwilioMarkEcho(name, item, ms, cleared=False))
+        elif echo.acknowledged:
+            self._n.marks_acknowledged += echo.acknowledged
+            self._echoes.unpark_all()
+        self._events.publish(TwilioMarkEcho(name, echo.item_id, echo.ms, cleared=echo.cleared))
 
     def _malformed(self, reason: str, frame: str | bytes) -> None:
         self._n.malformed += 1
@@ -470,21 +446,15 @@ class TwilioChannel:
 
     def played_ms(self, item_id: str) -> float:
         """The ms of ``item_id`` in the last mark Twilio echoed as played."""
-        return self._played.get(item_id, 0.0)
+        return self._marks.played_ms(item_id)
 
     def interrupt(self) -> None:
         """Drop queued audio, send ``clear``; echoes of the marks it flushes are ignored."""
-        queued = {out.mark for out in self._outbox if out.mark is not None}
+        unsent = {out.mark for out in self._outbox if out.mark is not None}
         self._outbox.clear()
-        for name in self._unacked:
-            if name not in queued:  # sent: Twilio will echo it when it flushes it
-                self._cleared.add(name)
-        self._unacked.clear()
-        self._trim(self._cleared)
+        self._marks.clear(trio.current_time(), unsent)
         self._encoder.reset()
         self._item = None
-        self._last_mark = None
-        self._playback_end = trio.current_time()
         if self._stream_sid is not None and not self._ended.is_set():
             self._n.clears += 1
             self._outbox.append(_Outgoing(encode(Clear(self._stream_sid))))
@@ -501,9 +471,10 @@ class TwilioChannel:
         self._finish_item()
         self._item = None
         await trio.lowlevel.checkpoint()
-        last = self._last_mark
-        while last is not None and last in self._unacked and not self._ended.is_set():
-            with trio.move_on_at(self._playback_end + self.options.mark_grace) as waited:
+        marks = self._marks
+        last = marks.last_mark
+        while marks.waiting_for(last) and not self._ended.is_set():
+            with trio.move_on_at(marks.playback_end + self.options.mark_grace) as waited:
                 await self._echoes.park()
             if waited.cancelled_caught:
                 self._n.drain_timeouts += 1
@@ -540,31 +511,11 @@ class TwilioChannel:
         if not data or self._stream_sid is None:
             return
         sid = self._stream_sid
-        step = self._frame_bytes
-        now = trio.current_time()
-        sent = self._sent_bytes.get(item_id, 0)
         outbox = self._outbox
-        for offset in range(0, len(data), step):
-            frame = data[offset : offset + step]
-            sent += len(frame)
-            name = f"{item_id}:{_ms_text(sent)}"
+        n = self._n
+        for frame, name in self._marks.frames(data, item_id, trio.current_time()):
             outbox.append(_Outgoing(encode(OutboundMedia(sid, OutboundPayload(frame)))))
             outbox.append(_Outgoing(encode(Mark(MarkInfo(name), stream_sid=sid)), name))
-            self._unacked[name] = (item_id, sent / _ULAW_BYTES_PER_MS)
-            self._playback_end = max(self._playback_end, now) + len(frame) / 8000
-            self._n.media_out += 1
-            self._n.marks_sent += 1
-        self._sent_bytes[item_id] = sent
-        self._last_mark = name
-        self._trim(self._unacked)
+            n.media_out += 1
+            n.marks_sent += 1
         self._work.unpark_all()
-
-    @staticmethod
-    def _trim(marks: dict[str, tuple[str, float]] | set[str]) -> None:
-        excess = len(marks) - _MAX_TRACKED_MARKS
-        if excess > 0:
-            for name in list(marks)[:excess]:
-                if isinstance(marks, set):
-                    marks.discard(name)
-                else:
-                    del marks[name]
