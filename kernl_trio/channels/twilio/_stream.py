@@ -8,6 +8,7 @@ about to send, ``echo()`` for each mark Twilio sends back, ``clear()`` on an int
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
+from typing import Any
 
 import attrs
 
@@ -121,7 +122,7 @@ class MarkLedger:
         return len(self._cleared)
 
 
-def _trim(marks: dict[str, object], limit: int) -> None:
+def _trim(marks: dict[str, Any], limit: int) -> None:
     """Forget the oldest entries beyond ``limit`` (dicts keep insertion order)."""
     excess = len(marks) - limit
     if excess > 0:
