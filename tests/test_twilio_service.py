@@ -262,3 +262,30 @@ def test_json_log_lines_carry_the_call_fields() -> None:
     assert line["message"] == "call ended: CA1" and line["level"] == "INFO"
     assert (line["call_sid"], line["outcome"], line["duration_s"]) == ("CA1", "completed", 1.5)
     assert line["time"].endswith("+00:00")
+
+
+async def test_workers_share_the_port_and_drain_together() -> None:
+    async with trio.open_nursery() as nursery:
+        model_server = await start_model_server(nursery)
+        async with bridge_process(model_server.url, "--workers", "2") as bridge:
+            await bridge.wait_for(r"2 workers answering on ws://127\.0\.0\.1:\d+ \(SO_REUSEPORT\)")
+            peers = []
+            for _ in range(16):
+                peer: TwilioPeer = await nursery.start(
+                    TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio").run
+                )
+                peers.append(peer)
+            for index in range(16):
+                await model_side(model_server, index)
+            await bridge.wait_for(r"(?s)(call started.*){16}")
+            # the kernel spread the calls over both processes
+            assert re.search(r"\[worker 0\].*call started", bridge.err)
+            assert re.search(r"\[worker 1\].*call started", bridge.err)
+            bridge.process.send_signal(signal.SIGTERM)
+            await bridge.wait_for(r"(?s)(draining: no new calls.*){2}")
+            for peer in peers:
+                await peer.hang_up()
+        nursery.cancel_scope.cancel()
+    assert bridge.process.returncode == 0, bridge.err
+    assert bridge.err.count("outcome=completed reason=stop") == 16
+    assert "Traceback" not in bridge.err

@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from functools import partial
+from typing import TextIO
 
 import trio
 
@@ -357,27 +358,37 @@ async def _supervise(
     stopping = False
     processes: list[trio.Process] = []
 
-    async def worker(index: int, task_status: trio.TaskStatus[None]) -> None:
+    async def relay(stream: trio.abc.ReceiveStream, index: int, out: TextIO) -> None:
+        """A worker's output, line by line, prefixed with its number."""
         nonlocal up
-        # Its own session: a Ctrl-C in the terminal reaches this process only, which forwards
-        # one SIGTERM, so a worker sees one signal (drain), not two (end calls now).
-        process = await trio.lowlevel.open_process(
-            list(argv), stdout=subprocess.PIPE, env=env, start_new_session=True
-        )
-        processes.append(process)
-        task_status.started()
-        assert process.stdout is not None
         buffer = b""
-        async for chunk in process.stdout:
+        async for chunk in stream:
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 text = line.decode(errors="replace")
-                print(f"[worker {index}] {text}", flush=True)
-                if "answering on" in text:
+                print(f"[worker {index}] {text}", file=out, flush=True)
+                if out is sys.stdout and "answering on" in text:
                     up += 1
                     if up == count:
                         ready.set()
+
+    async def worker(index: int, task_status: trio.TaskStatus[None]) -> None:
+        # Its own session: a Ctrl-C in the terminal reaches this process only, which forwards
+        # one SIGTERM, so a worker sees one signal (drain), not two (end calls now).
+        process = await trio.lowlevel.open_process(
+            list(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+        processes.append(process)
+        task_status.started()
+        assert process.stdout is not None and process.stderr is not None
+        async with trio.open_nursery() as relays:
+            relays.start_soon(relay, process.stdout, index, sys.stdout)
+            relays.start_soon(relay, process.stderr, index, sys.stderr)
         status = await process.wait()
         statuses.append(status)
         if len(statuses) == count:
