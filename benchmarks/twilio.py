@@ -5,6 +5,8 @@ Run from the repository root:
     .venv/bin/python benchmarks/twilio.py                 # both parts, about 1.5 min
     .venv/bin/python benchmarks/twilio.py --part frames   # per-frame costs only
     .venv/bin/python benchmarks/twilio.py --part calls --calls 20,50 --seconds 10
+    .venv/bin/python benchmarks/twilio.py --part calls --calls 20 --formats pcmu \
+        --servers sansio,trio-websocket --workers 1,2
 
 Part 1, per frame (``timeit``, best of ``--repeat``): the channel's own work for one 20 ms
 frame, synchronously, without sockets.
@@ -20,6 +22,12 @@ sends 20 ms of u-law every 20 ms, the model streams audio in realtime, the peer 
 echoes each mark. The bridge's CPU (``time.process_time()`` of this process only) over
 ``--seconds`` of wall time gives CPU per call-second, and 1 / that is calls per core. The
 child reports the frames it received so a run that fell behind realtime shows.
+
+``--servers`` picks the bridge's WebSocket server: ``sansio`` (``serve_twilio``, websockets'
+sans-I/O protocol) and ``trio-websocket`` (trio-websocket's server handing each socket to
+``handle_twilio_call``: the same channel and session). ``--workers 1,2`` also runs the
+deployed form, ``python -m kernl_trio twilio --workers N``, and measures the CPU of all its
+processes (``/proc``, Linux) the same way: calls per core with N processes sharing the port.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import collections
 import contextlib
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -42,11 +51,20 @@ import trio
 
 from kernl_trio.agent import RealtimeAgent
 from kernl_trio.audio import Transcoder, tone
-from kernl_trio.channels.twilio import TwilioChannel, TwilioOptions, TwilioServer, serve_twilio
+from kernl_trio.channels.twilio import (
+    TwilioChannel,
+    TwilioOptions,
+    TwilioServer,
+    handle_twilio_call,
+    serve_twilio,
+)
 from kernl_trio.protocol import PCM16_24K, PCMU_8K, AudioFormat
 from kernl_trio.providers.openai import OpenAIRealtimeModel
 
 FRAME_MS = 20
+AGENT = RealtimeAgent("bench", name="Bench", instructions="Talk.")
+"""The agent every benchmark call talks to (``--agent benchmarks.twilio:AGENT`` for workers)."""
+SERVERS = ("sansio", "trio-websocket")
 FORMATS: dict[str, AudioFormat] = {"pcmu": PCMU_8K, "pcm16": PCM16_24K}
 SID = "MZ" + "0" * 32
 
@@ -145,45 +163,113 @@ async def _read_line(stream: trio.abc.ReceiveStream, buffer: bytearray) -> str:
     return line.decode()
 
 
-async def bridge_run(
-    calls: int, seconds: float, fmt: str, chunk_ms: int, frame_ms: int = 20
-) -> dict[str, Any]:
-    agent = RealtimeAgent("bench", name="Bench", instructions="Talk.")
+class _Bridge:
+    """The bridge under test in this process, on one of the two WebSocket servers.
+
+    ``sansio`` is ``serve_twilio`` itself (websockets' sans-I/O protocol); ``trio-websocket``
+    runs trio-websocket's server and hands each accepted socket to ``handle_twilio_call``,
+    the same channel and session per call.
+    """
+
+    def __init__(self, server: str, model: OpenAIRealtimeModel, options: TwilioOptions) -> None:
+        self.server, self.model, self.options = server, model, options
+        self.port = 0
+        self.failed = 0
+        self._twilio: TwilioServer | None = None
+        self._channels: set[TwilioChannel] = set()
+
+    def channels(self) -> list[TwilioChannel]:
+        if self._twilio is not None:
+            return [call.channel for call in self._twilio.calls.values()]
+        return list(self._channels)
+
+    def active(self) -> int:
+        if self._twilio is not None:
+            return self._twilio.statistics().active
+        return len(self._channels)
+
+    def failures(self) -> int:
+        return self._twilio.statistics().failed if self._twilio is not None else self.failed
+
+    async def run(self, *, task_status: trio.TaskStatus[None]) -> None:
+        if self.server == "sansio":
+            async with trio.open_nursery() as nursery:
+                self._twilio = await nursery.start(
+                    partial(serve_twilio, AGENT, model=self.model, options=self.options)
+                )
+                self.port = self._twilio.port
+                task_status.started()
+            return
+        import trio_websocket
+
+        async def handler(request: trio_websocket.WebSocketRequest) -> None:
+            ws = await request.accept()
+            channel = TwilioChannel(ws, self.options)
+            self._channels.add(channel)
+            try:
+                await handle_twilio_call(channel, AGENT, model=self.model, options=self.options)
+            except Exception:
+                self.failed += 1
+            finally:
+                self._channels.discard(channel)
+
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                trio_websocket.serve_websocket, handler, "127.0.0.1", 0, None
+            )
+            self.port = server.port
+            task_status.started()
+
+
+async def _start_load(calls: int, fmt: str, chunk_ms: int) -> tuple[trio.Process, bytearray, int]:
     args = [sys.executable, __file__, "--role", "load", "--calls", str(calls), "--format", fmt]
     args += ["--model-chunk-ms", str(chunk_ms)]
     process = await trio.lowlevel.open_process(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert process.stdin is not None and process.stdout is not None
     buffer = bytearray()
+    model_port = int((await _read_line(process.stdout, buffer)).split()[1])
+    return process, buffer, model_port
+
+
+async def bridge_run(
+    calls: int,
+    seconds: float,
+    fmt: str,
+    chunk_ms: int,
+    frame_ms: int = 20,
+    server: str = "sansio",
+) -> dict[str, Any]:
+    process, buffer, model_port = await _start_load(calls, fmt, chunk_ms)
+    assert process.stdin is not None and process.stdout is not None
     async with trio.open_nursery() as nursery:
-        model_port = int((await _read_line(process.stdout, buffer)).split()[1])
         model = OpenAIRealtimeModel(base_url=f"ws://127.0.0.1:{model_port}/v1/realtime")
         options = TwilioOptions(model_format=FORMATS[fmt], frame_ms=frame_ms)
-        bridge: TwilioServer = await nursery.start(
-            partial(serve_twilio, agent, model=model, options=options)
-        )
+        bridge = _Bridge(server, model, options)
+        await nursery.start(bridge.run)
         await process.stdin.send_all(f"BRIDGE {bridge.port}\n".encode())
         assert await _read_line(process.stdout, buffer) == "READY"
         await trio.sleep(1.0)  # warm up: every call streaming both ways
-        media_before = sum(c.channel.statistics().media_out for c in bridge.calls.values())
-        in_before = sum(c.channel.statistics().media_in for c in bridge.calls.values())
+        media_before = sum(c.statistics().media_out for c in bridge.channels())
+        in_before = sum(c.statistics().media_in for c in bridge.channels())
         times0, cpu0, wall0 = os.times(), time.process_time(), time.perf_counter()
         await trio.sleep(seconds)
         cpu = time.process_time() - cpu0
         wall = time.perf_counter() - wall0
         times = os.times()
         user, system = times.user - times0.user, times.system - times0.system
-        media_after = sum(c.channel.statistics().media_out for c in bridge.calls.values())
-        in_after = sum(c.channel.statistics().media_in for c in bridge.calls.values())
+        media_after = sum(c.statistics().media_out for c in bridge.channels())
+        in_after = sum(c.statistics().media_in for c in bridge.channels())
         await process.stdin.send_all(b"DONE\n")
         load_report = orjson.loads(await _read_line(process.stdout, buffer))
-        while bridge.statistics().active:  # noqa: ASYNC110 (the calls end as peers hang up)
+        while bridge.active():  # noqa: ASYNC110 (the calls end as peers hang up)
             await trio.sleep(0.05)
         await process.stdin.send_all(b"EXIT\n")
         await process.wait()
-        failed = bridge.statistics().failed
+        failed = bridge.failures()
         nursery.cancel_scope.cancel()
     cpu_per_call_second = cpu / (calls * wall)
     return {
+        "server": server,
         "format": fmt,
         "calls": calls,
         "wall_s": round(wall, 2),
@@ -200,6 +286,75 @@ async def bridge_run(
         "model_chunk_ms": chunk_ms,
         "frame_ms": frame_ms,
         "failed_calls": failed,
+    }
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of ``pids`` so far (Linux ``/proc``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid``, whichever of its threads started them."""
+    found: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as children:
+            found += [int(child) for child in children.read().split()]
+    return found
+
+
+async def workers_run(
+    calls: int, seconds: float, fmt: str, chunk_ms: int, workers: int
+) -> dict[str, Any]:
+    """``kernl-trio twilio --workers N`` as deployed: CPU of its processes per call-second."""
+    process, buffer, model_port = await _start_load(calls, fmt, chunk_ms)
+    assert process.stdin is not None and process.stdout is not None
+    argv = [sys.executable, "-m", "kernl_trio", "twilio", "--agent", "benchmarks.twilio:AGENT"]
+    argv += ["--port", "0", "--model-url", f"ws://127.0.0.1:{model_port}/v1/realtime"]
+    argv += ["--model-format", fmt, "--workers", str(workers), "--log-level", "WARNING"]
+    bridge = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE)
+    assert bridge.stdout is not None
+    out = bytearray()
+    ready = f"{workers} workers answering" if workers > 1 else "answering on"
+    while True:
+        line = await _read_line(bridge.stdout, out)
+        if ready in line:
+            port = int(line.split("ws://127.0.0.1:", 1)[1].split()[0])
+            break
+    pids = [bridge.pid, *_children(bridge.pid)] if workers > 1 else [bridge.pid]
+    await process.stdin.send_all(f"BRIDGE {port}\n".encode())
+    assert await _read_line(process.stdout, buffer) == "READY"
+    await trio.sleep(1.0)
+    cpu0, wall0 = _cpu_seconds(pids), time.perf_counter()
+    await trio.sleep(seconds)
+    cpu, wall = _cpu_seconds(pids) - cpu0, time.perf_counter() - wall0
+    await process.stdin.send_all(b"DONE\n")
+    load_report = orjson.loads(await _read_line(process.stdout, buffer))
+    bridge.send_signal(signal.SIGTERM)  # drain: the calls end as the peers hang up
+    await process.stdin.send_all(b"EXIT\n")
+    await process.wait()
+    with trio.fail_after(30):
+        status = await bridge.wait()
+    cpu_per_call_second = cpu / (calls * wall)
+    return {
+        "workers": workers,
+        "format": fmt,
+        "calls": calls,
+        "wall_s": round(wall, 2),
+        "bridge_cpu_s": round(cpu, 3),
+        "cores_busy": round(cpu / wall, 3),
+        "cpu_ms_per_call_second": round(cpu_per_call_second * 1000, 3),
+        "calls_per_core": int(1 / cpu_per_call_second),
+        "peer_frames_received_per_call": load_report["frames_per_call"],
+        "expected_frames_per_call": int((seconds + 1) * 1000 / FRAME_MS),
+        "load_process_cpu_s": load_report["load_cpu_s"],
+        "bridge_exit_status": status,
     }
 
 
@@ -366,6 +521,17 @@ def main() -> None:
     )
     parser.add_argument("--format", default="pcmu")
     parser.add_argument(
+        "--servers",
+        default="sansio",
+        help=f"WebSocket servers for the calls part, comma-separated: {', '.join(SERVERS)}",
+    )
+    parser.add_argument(
+        "--workers",
+        default="",
+        help="also run `kernl-trio twilio --workers N` for each N (comma-separated), "
+        "measuring the CPU of all its processes",
+    )
+    parser.add_argument(
         "--model-chunk-ms",
         type=int,
         default=100,
@@ -389,10 +555,22 @@ def main() -> None:
     if args.part in ("calls", "all"):
         for fmt in args.formats.split(","):
             for calls in (int(c) for c in args.calls.split(",")):
-                result = trio.run(
-                    bridge_run, calls, args.seconds, fmt, args.model_chunk_ms, args.frame_ms
-                )
-                print(orjson.dumps(result).decode(), flush=True)
+                for server in args.servers.split(","):
+                    result = trio.run(
+                        bridge_run,
+                        calls,
+                        args.seconds,
+                        fmt,
+                        args.model_chunk_ms,
+                        args.frame_ms,
+                        server,
+                    )
+                    print(orjson.dumps(result).decode(), flush=True)
+                for workers in (int(w) for w in args.workers.split(",") if w):
+                    result = trio.run(
+                        workers_run, calls, args.seconds, fmt, args.model_chunk_ms, workers
+                    )
+                    print(orjson.dumps(result).decode(), flush=True)
 
 
 if __name__ == "__main__":

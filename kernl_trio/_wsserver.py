@@ -149,6 +149,23 @@ class ServerWebSocket:
                     await self._read()
         return messages.popleft()
 
+    async def receive_batch(self) -> list[str | bytes]:
+        """Every message already received (at least one), waiting for one if there is none:
+        one checkpoint per burst of frames rather than one per message."""
+        messages = self._messages
+        if messages:
+            await trio.lowlevel.checkpoint()
+        while not messages:
+            if self._ended or self._stream_closed:
+                await trio.lowlevel.checkpoint()
+                raise self._closed()
+            async with self._receive_lock:
+                if not messages and not self._ended:
+                    await self._read()
+        batch = list(messages)
+        messages.clear()
+        return batch
+
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
         """Send a close frame, wait (at most CLOSE_TIMEOUT) for the peer's, close the stream."""
         if self._stream_closed:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import attrs
@@ -271,19 +272,24 @@ class TwilioChannel:
 
     async def _read_loop(self, task_status: trio.TaskStatus[StartInfo]) -> None:
         reason: Literal["stop", "closed"] = "closed"
+        # A socket that hands over every message already parsed at once (one checkpoint per
+        # burst, not per message) is read that way; others one message at a time.
+        batch: Callable[[], Awaitable[list[str | bytes]]] | None
+        batch = getattr(self._ws, "receive_batch", None)
         try:
             while True:
                 try:
-                    frame = await self._ws.receive()
+                    frames = await batch() if batch is not None else [await self._ws.receive()]
                 except WebSocketClosed as closed:
                     self.close_code, self.close_reason = closed.code, closed.reason
                     return
-                message = self.receive_frame(frame)
-                if isinstance(message, Start) and self.start is message.start:
-                    task_status.started(message.start)
-                elif isinstance(message, Stop):
-                    reason = "stop"
-                    return
+                for frame in frames:
+                    message = self.receive_frame(frame)
+                    if isinstance(message, Start) and self.start is message.start:
+                        task_status.started(message.start)
+                    elif isinstance(message, Stop):
+                        reason = "stop"
+                        return
         finally:
             self._end(reason)
 
