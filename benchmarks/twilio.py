@@ -268,8 +268,12 @@ async def bridge_run(
         failed = bridge.failures()
         nursery.cancel_scope.cancel()
     cpu_per_call_second = cpu / (calls * wall)
+    out_rate = (media_after - media_before) / (calls * wall)
+    in_rate = (in_after - in_before) / (calls * wall)
     return {
         "server": server,
+        # a run that fell behind real time measured less work than it claims: discard it
+        "pace_held": min(out_rate, in_rate) >= 0.95 * 1000 / FRAME_MS,
         "format": fmt,
         "calls": calls,
         "wall_s": round(wall, 2),
@@ -342,8 +346,10 @@ async def workers_run(
     with trio.fail_after(30):
         status = await bridge.wait()
     cpu_per_call_second = cpu / (calls * wall)
+    expected = int((seconds + 1) * 1000 / FRAME_MS)
     return {
         "workers": workers,
+        "pace_held": load_report["frames_per_call"] >= 0.95 * expected,
         "format": fmt,
         "calls": calls,
         "wall_s": round(wall, 2),
@@ -352,10 +358,88 @@ async def workers_run(
         "cpu_ms_per_call_second": round(cpu_per_call_second * 1000, 3),
         "calls_per_core": int(1 / cpu_per_call_second),
         "peer_frames_received_per_call": load_report["frames_per_call"],
-        "expected_frames_per_call": int((seconds + 1) * 1000 / FRAME_MS),
+        "expected_frames_per_call": expected,
         "load_process_cpu_s": load_report["load_cpu_s"],
         "bridge_exit_status": status,
     }
+
+
+# -- part 3: the WebSocket servers alone ---------------------------------------------------------
+async def server_cost(server: str, clients: int, messages: int) -> dict[str, Any]:
+    """CPU of this process per message for one WebSocket server, in a closed loop.
+
+    A child process opens ``clients`` connections and sends ``messages`` Twilio media frames on
+    each as fast as the server takes them; the server answers each with a mark-sized text
+    frame (a Twilio bridge's traffic, without the channel and the session). No pacing, so
+    scheduling noise does not hide in a missed pace: what is measured is CPU per message.
+    """
+    import trio_websocket
+
+    from kernl_trio._wsserver import ServerWebSocket, WebSocketServer
+
+    reply = _MARK % (1, SID, "item_1:20")
+
+    async def sansio_handler(ws: ServerWebSocket) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                for _ in await ws.receive_batch():  # as the bridge's channel reads
+                    await ws.send(reply)
+
+    async def trio_websocket_handler(request: trio_websocket.WebSocketRequest) -> None:
+        ws = await request.accept()
+        with contextlib.suppress(trio_websocket.ConnectionClosed):
+            while True:
+                await ws.get_message()
+                await ws.send_message(reply)
+
+    async with trio.open_nursery() as nursery:
+        if server == "sansio":
+            listening = WebSocketServer(sansio_handler)
+            await nursery.start(partial(listening.serve, "127.0.0.1", 0))
+            port = listening.port
+        else:
+            listening_tw = await nursery.start(
+                trio_websocket.serve_websocket, trio_websocket_handler, "127.0.0.1", 0, None
+            )
+            port = listening_tw.port
+        args = [sys.executable, __file__, "--role", "flood", "--calls", str(clients)]
+        args += ["--number", str(messages), "--bridge-port", str(port)]
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await trio.run_process(args)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        nursery.cancel_scope.cancel()
+    total = clients * messages
+    return {
+        "server": server,
+        "connections": clients,
+        "messages_each_way": total,
+        "wall_s": round(wall, 2),
+        "server_cpu_s": round(cpu, 3),
+        "server_us_per_message_pair": round(cpu / total * 1e6, 2),
+    }
+
+
+async def flood(clients: int, messages: int, port: int) -> None:
+    """The child of :func:`server_cost`: send, and read the answers, as fast as possible."""
+    import trio_websocket
+
+    frame = _MEDIA % (1, SID, 1, 0)
+
+    async def client() -> None:
+        async with trio_websocket.open_websocket_url(f"ws://127.0.0.1:{port}/twilio") as ws:
+
+            async def send() -> None:
+                for _ in range(messages):
+                    await ws.send_message(frame)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send)
+                for _ in range(messages):
+                    await ws.get_message()
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(clients):
+            nursery.start_soon(client)
 
 
 _CONNECTED = '{"event":"connected","protocol":"Call","version":"1.0.0"}'
@@ -506,13 +590,14 @@ async def load_run(calls: int, fmt: str, chunk_ms: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["frames", "calls", "all"], default="all")
+    parser.add_argument("--part", choices=["frames", "calls", "servers", "all"], default="all")
     parser.add_argument("--number", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--calls", default="20,50")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--formats", default="pcmu,pcm16")
-    parser.add_argument("--role", choices=["bridge", "load"], default="bridge")
+    parser.add_argument("--role", choices=["bridge", "load", "flood"], default="bridge")
+    parser.add_argument("--bridge-port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument(
         "--frame-ms",
         type=int,
@@ -541,6 +626,9 @@ def main() -> None:
     if args.role == "load":
         trio.run(load_run, int(args.calls), args.format, args.model_chunk_ms)
         return
+    if args.role == "flood":
+        trio.run(flood, int(args.calls), args.number, args.bridge_port)
+        return
     print(f"{platform.machine()}, {os.cpu_count()} logical CPUs, {platform.platform()}")
     print(f"CPython {platform.python_version()}, trio {trio.__version__}\n")
     if args.part in ("frames", "all"):
@@ -552,6 +640,11 @@ def main() -> None:
             both = costs[f"in {fmt}"] + costs[f"out {fmt}"]
             print(f"  call {fmt}: {both:.2f} us per 20 ms -> {20_000 / both:,.0f} calls/core")
         print()
+    if args.part in ("servers", "all"):
+        for server in SERVERS:
+            for _ in range(args.repeat):
+                result = trio.run(server_cost, server, 10, args.number // 4)
+                print(orjson.dumps(result).decode(), flush=True)
     if args.part in ("calls", "all"):
         for fmt in args.formats.split(","):
             for calls in (int(c) for c in args.calls.split(",")):

@@ -321,6 +321,7 @@ class TwilioServer:
                 nursery.start_soon(channel.aclose)
         while self._channels:
             await self._changed.park()
+        await trio.lowlevel.checkpoint()
 
     def _gate(self, request: HttpRequest) -> tuple[int, str] | None:
         """Answers plain HTTP (the health check) and refuses bad signatures before upgrading."""
