@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -134,3 +135,26 @@ def test_the_readme_session_ends_against_kernl_trio_serve(served: str, tmp_path:
     assert done.returncode == 0, done.stderr
     expected = readme.split("python3 weather.py` prints\n\n```\n", 1)[1].split("```", 1)[0]
     assert done.stdout == expected
+
+
+def test_serve_on_ipv6_prints_a_bracketed_url_and_stops_on_sigterm() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kernl_trio", "serve", "--host", "::1", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert re.search(r"listening on ws://\[::1\]:\d+/v1/realtime$", line.strip()), line
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()

@@ -58,23 +58,27 @@ def refusing_server() -> Iterator[str]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
+    listener.settimeout(0.05)
     port = listener.getsockname()[1]
+    stop = threading.Event()
 
     def serve() -> None:
-        while True:
+        while not stop.is_set():
             try:
                 conn, _ = listener.accept()
-            except OSError:
-                return
+            except TimeoutError:
+                continue
             with conn:
+                conn.settimeout(5)
                 conn.recv(65536)
                 conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 3\r\n\r\nno\n")
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield f"ws://127.0.0.1:{port}/v1/realtime"
-    listener.close()
+    stop.set()
     thread.join(5)
+    listener.close()
 
 
 @pytest.fixture(autouse=True)
