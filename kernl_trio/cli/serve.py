@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import trio
 
@@ -71,12 +72,14 @@ async def _serve(host: str, port: int, transcripts: Sequence[str]) -> None:
                 break
 
 
-async def start_listening(nursery: trio.Nursery, start: object, host: str, port: int) -> object:
+async def start_listening(
+    nursery: trio.Nursery, start: Callable[..., Awaitable[object]], host: str, port: int
+) -> Any:
     """``await nursery.start(start)``, with a failure to listen as a :class:`CliError`."""
     from .._net import bind_error_message
 
     try:
-        return await nursery.start(start)  # type: ignore[arg-type]
+        return await nursery.start(start)
     except BaseExceptionGroup as group:
         error = collapse(group)
     except OSError as exc:

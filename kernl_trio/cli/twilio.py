@@ -19,7 +19,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from functools import partial
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import trio
 
@@ -41,6 +41,9 @@ from ._common import (
     setup_logging,
 )
 from .serve import start_listening
+
+if TYPE_CHECKING:
+    from ..channels.twilio import TwilioServer
 
 __all__ = ["NAME", "build_model", "load_agent", "register", "run", "run_twilio_command"]
 
@@ -212,14 +215,14 @@ async def run_twilio_command(
 ) -> None:
     """What ``kernl-trio twilio`` does in one process: serve until SIGTERM or SIGINT, then
     drain (``grace`` seconds) and return."""
-    from ..channels.twilio import TwilioOptions, TwilioServer, serve_twilio
+    from ..channels.twilio import TwilioOptions, serve_twilio
 
     agent = load_agent(agent_ref) if isinstance(agent_ref, str) else agent_ref
     model = build_model(agent, model_url, model_id)
     options = TwilioOptions(model_format=_FORMATS[model_format])
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            server = await start_listening(
+            server: TwilioServer = await start_listening(
                 nursery,
                 partial(
                     serve_twilio,
@@ -235,7 +238,6 @@ async def run_twilio_command(
                 host,
                 port,
             )
-            assert isinstance(server, TwilioServer)
             checked = "signatures checked" if auth_token else "signatures NOT checked"
             where = model_url or ("the agent's model" if agent.model is not None else "OpenAI")
             print(
@@ -255,10 +257,7 @@ async def run_twilio_command(
     logger.info("stopped")
 
 
-async def _drain_then_stop(server: object, grace: float, scope: trio.CancelScope) -> None:
-    from ..channels.twilio import TwilioServer
-
-    assert isinstance(server, TwilioServer)
+async def _drain_then_stop(server: TwilioServer, grace: float, scope: trio.CancelScope) -> None:
     await server.drain(grace)
     scope.cancel()
 
