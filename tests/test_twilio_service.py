@@ -23,6 +23,7 @@ import trio.testing
 
 from kernl_trio.channels.twilio import TwilioServer, serve_twilio
 from kernl_trio.cli._common import JsonFormatter
+from kernl_trio.cli.twilio import worker_line
 from kernl_trio.providers.openai import OpenAIRealtimeModel
 from kernl_trio.testing import AudioReply, Reply, ScriptedServer
 from kernl_trio.testing.twilio_peer import TwilioPeer
@@ -289,3 +290,12 @@ async def test_workers_share_the_port_and_drain_together() -> None:
     assert bridge.process.returncode == 0, bridge.err
     assert bridge.err.count("outcome=completed reason=stop") == 16
     assert "Traceback" not in bridge.err
+
+
+def test_worker_output_stays_parseable() -> None:
+    assert (
+        worker_line("kernl-trio twilio: answering", 1) == "[worker 1] kernl-trio twilio: answering"
+    )
+    relayed = orjson.loads(worker_line('{"level": "INFO", "message": "call ended"}', 0))
+    assert relayed == {"level": "INFO", "message": "call ended", "worker": 0}
+    assert worker_line("{not json", 2) == "[worker 2] {not json"

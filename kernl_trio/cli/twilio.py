@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, TextIO
 
+import orjson
 import trio
 
 from .._errors import collapse
@@ -45,7 +46,15 @@ from .serve import start_listening
 if TYPE_CHECKING:
     from ..channels.twilio import TwilioServer
 
-__all__ = ["NAME", "build_model", "load_agent", "register", "run", "run_twilio_command"]
+__all__ = [
+    "NAME",
+    "build_model",
+    "load_agent",
+    "register",
+    "run",
+    "run_twilio_command",
+    "worker_line",
+]
 
 NAME = "twilio"
 _FORMATS = {"pcmu": PCMU_8K, "pcm16": PCM16_24K}
@@ -334,6 +343,20 @@ def _worker_argv(args: argparse.Namespace, port: int) -> list[str]:
     return argv  # the auth token travels in the environment, not in `ps`
 
 
+def worker_line(text: str, index: int) -> str:
+    """A worker's output line as the supervisor relays it: a JSON log record gains a
+    ``"worker"`` field (so the output stays one JSON object per line), anything else a
+    ``[worker i]`` prefix."""
+    if text.startswith("{"):
+        try:
+            record = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            record = None
+        if isinstance(record, dict):
+            return orjson.dumps({**record, "worker": index}).decode()
+    return f"[worker {index}] {text}"
+
+
 def _run_workers(args: argparse.Namespace) -> int:
     holder, port = _reserve_port(args.host, args.port)
     env = dict(os.environ)
@@ -366,7 +389,7 @@ async def _supervise(
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 text = line.decode(errors="replace")
-                print(f"[worker {index}] {text}", file=out, flush=True)
+                print(worker_line(text, index), file=out, flush=True)
                 if out is sys.stdout and "answering on" in text:
                     up += 1
                     if up == count:
