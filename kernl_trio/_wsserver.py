@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import errno
 import logging
+import math
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -89,9 +90,15 @@ class ServerWebSocket:
     """
 
     def __init__(
-        self, stream: trio.SocketStream, protocol: ServerProtocol, request: HttpRequest
+        self,
+        stream: trio.SocketStream,
+        protocol: ServerProtocol,
+        request: HttpRequest,
+        idle_timeout: float = math.inf,
     ) -> None:
         self._stream = stream
+        self._idle_timeout = idle_timeout
+        self._failure: str | None = None  # why this side gave up on the peer, if it did
         self._protocol = protocol
         self.request = request
         self._messages: collections.deque[str | bytes] = collections.deque()
@@ -188,9 +195,14 @@ class ServerWebSocket:
     async def _read(self) -> None:
         protocol = self._protocol
         try:
-            data = await self._stream.receive_some(RECEIVE_BYTES)
+            with trio.move_on_after(self._idle_timeout) as idle:
+                data = await self._stream.receive_some(RECEIVE_BYTES)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             data = b""
+        if idle.cancelled_caught:  # a peer that vanished without closing (no FIN, no frame)
+            self._failure = f"nothing received for {self._idle_timeout:g} s"
+            await self._close_stream()
+            return
         if data:
             protocol.receive_data(data)
         else:
@@ -274,7 +286,7 @@ class ServerWebSocket:
         sent = self._protocol.close_sent
         if sent is not None and sent.code != 1000:
             return WebSocketClosed(sent.code, sent.reason or None)
-        return WebSocketClosed(_ABNORMAL_CLOSURE, None)
+        return WebSocketClosed(_ABNORMAL_CLOSURE, self._failure)
 
 
 async def open_listeners(
@@ -331,8 +343,10 @@ class WebSocketServer:
         gate: Gate | None = None,
         max_message_size: int = 2**20,
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        idle_timeout: float = math.inf,
     ) -> None:
         self._handler = handler
+        self.idle_timeout = idle_timeout
         self._gate = gate
         self.max_message_size = max_message_size
         self.handshake_timeout = handshake_timeout
@@ -412,7 +426,7 @@ class WebSocketServer:
                 return
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             return
-        ws = ServerWebSocket(stream, protocol, http)
+        ws = ServerWebSocket(stream, protocol, http, self.idle_timeout)
         try:
             await self._handler(ws)
         finally:

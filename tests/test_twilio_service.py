@@ -299,3 +299,36 @@ def test_worker_output_stays_parseable() -> None:
     relayed = orjson.loads(worker_line('{"level": "INFO", "message": "call ended"}', 0))
     assert relayed == {"level": "INFO", "message": "call ended", "worker": 0}
     assert worker_line("{not json", 2) == "[worker 2] {not json"
+
+
+async def test_a_caller_that_vanishes_without_closing_ends_after_the_idle_timeout(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    from websockets.client import ClientProtocol
+    from websockets.protocol import State
+    from websockets.uri import parse_uri
+
+    model_server = await start_model_server(nursery)
+    bridge = await start_bridge(nursery, model_server)
+    sid = "MZ" + "1" * 32
+    start = {
+        "event": "start",
+        "streamSid": sid,
+        "start": {"streamSid": sid, "callSid": "CA" + "1" * 32, "customParameters": {}},
+    }
+    # a caller on its own sans-I/O protocol: upgrade, start, then nothing at all
+    protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{bridge.port}/twilio"))
+    protocol.send_request(protocol.connect())
+    async with await trio.open_tcp_stream("127.0.0.1", bridge.port) as stream:
+        await stream.send_all(b"".join(protocol.data_to_send()))
+        while protocol.state is State.CONNECTING:
+            protocol.receive_data(await stream.receive_some())
+        protocol.send_text(orjson.dumps(start))
+        await stream.send_all(b"".join(protocol.data_to_send()))
+        began = trio.current_time()
+        await model_side(model_server)
+        await wait_until(lambda: bool(bridge.history))
+        assert trio.current_time() - began == pytest.approx(30, abs=1)
+    record = bridge.history[-1]
+    assert "nothing received for 30 s" in record.reason
+    assert model_server.connections[0].closed.is_set()

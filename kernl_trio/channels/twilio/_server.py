@@ -236,6 +236,7 @@ class TwilioServer:
         history: int,
         reuse_port: bool = False,
         max_message_size: int = 2**16,
+        idle_timeout: float = 30.0,
     ) -> None:
         if auth_token is not None and not public_url:
             raise ConfigurationError(
@@ -262,7 +263,10 @@ class TwilioServer:
         self._changed = trio.lowlevel.ParkingLot()  # a stream ended
         self.draining = False
         self._websockets = WebSocketServer(
-            self._serve_call, gate=self._gate, max_message_size=max_message_size
+            self._serve_call,
+            gate=self._gate,
+            max_message_size=max_message_size,
+            idle_timeout=idle_timeout,
         )
 
     @property
@@ -498,6 +502,7 @@ async def serve_twilio(
     start_timeout: float = 10.0,
     history: int = 1000,
     reuse_port: bool = False,
+    idle_timeout: float = 30.0,
     task_status: trio.TaskStatus[TwilioServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve Twilio Media Streams: ``server = await nursery.start(serve_twilio, agent, ...)``.
@@ -509,8 +514,10 @@ async def serve_twilio(
     ``context_factory(start)`` builds each call's :class:`~kernl_trio.Context` from Twilio's
     ``start`` (custom parameters, call SID). ``on_call(call)`` runs beside each call's
     session. ``options`` configures every call's channel (by default the model hears and
-    speaks u-law: no transcoding). A plain ``GET /healthz`` answers ``ok``. Runs until
-    cancelled, or until ``server.drain()`` has ended every call.
+    speaks u-law: no transcoding). A stream that sends nothing for ``idle_timeout`` seconds
+    (Twilio sends media every 20 ms, silence included) is a peer that vanished: its call
+    ends. A plain ``GET /healthz`` answers ``ok``. Runs until cancelled, or until
+    ``server.drain()`` has ended every call.
     """
     server = TwilioServer(
         agent,
@@ -525,5 +532,6 @@ async def serve_twilio(
         start_timeout=start_timeout,
         history=history,
         reuse_port=reuse_port,
+        idle_timeout=idle_timeout,
     )
     await server.run(task_status=task_status)
