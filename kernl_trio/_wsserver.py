@@ -141,6 +141,17 @@ class ServerWebSocket:
         if self._broken:
             raise self._closed()
 
+    async def send_many(self, messages: Sequence[str]) -> None:
+        """Send ``messages`` as text frames, in order, in one write to the socket."""
+        if self._protocol.state is not State.OPEN or self._broken:
+            await trio.lowlevel.checkpoint()
+            raise self._closed()
+        for message in messages:
+            self._protocol.send_text(message.encode())
+        await self._flush()
+        if self._broken:
+            raise self._closed()
+
     async def receive(self) -> str | bytes:
         """The next message: ``str`` for a text frame, ``bytes`` for a binary one."""
         messages = self._messages
@@ -261,11 +272,12 @@ class ServerWebSocket:
                 # Shielded: the protocol has already framed these bytes; a cancelled write
                 # would leave half a frame on the wire.
                 with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT) as stall:
-                    for data in writes:
-                        if data:
-                            await self._stream.send_all(data)
-                        else:
-                            await self._stream.send_eof()
+                    eof = bool(writes) and not writes[-1]
+                    data = b"".join(writes)  # one write for every frame queued
+                    if data:
+                        await self._stream.send_all(data)
+                    if eof:
+                        await self._stream.send_eof()
                 if stall.cancelled_caught:  # a peer that takes nothing: give up on it
                     self._broken = True
                     await self._close_stream()

@@ -295,14 +295,24 @@ class TwilioChannel:
 
     async def _write_loop(self) -> None:
         outbox = self._outbox
+        # A socket that can frame several messages and write them at once (one write for a
+        # media frame and its mark, not two) is written that way; others one at a time.
+        many: Callable[[list[str]], Awaitable[None]] | None
+        many = getattr(self._ws, "send_many", None)
         while True:
             if not outbox:
                 await self._work.park()
                 continue
-            out = outbox.popleft()
-            if len(outbox) <= self.options.outbox_limit:
-                self._space.unpark_all()
             try:
+                if many is not None:
+                    frames = [out.frame for out in outbox]
+                    outbox.clear()
+                    self._space.unpark_all()
+                    await many(frames)
+                    continue
+                out = outbox.popleft()
+                if len(outbox) <= self.options.outbox_limit:
+                    self._space.unpark_all()
                 await self._ws.send(out.frame)
             except WebSocketClosed:
                 # The reader sees the same close and ends the stream, after the messages that
