@@ -5,6 +5,8 @@ Run from the repository root:
     .venv/bin/python benchmarks/twilio.py                 # both parts, about 1.5 min
     .venv/bin/python benchmarks/twilio.py --part frames   # per-frame costs only
     .venv/bin/python benchmarks/twilio.py --part calls --calls 20,50 --seconds 10
+    .venv/bin/python benchmarks/twilio.py --part calls --calls 20 --formats pcmu \
+        --servers sansio,trio-websocket --workers 1,2
 
 Part 1, per frame (``timeit``, best of ``--repeat``): the channel's own work for one 20 ms
 frame, synchronously, without sockets.
@@ -20,6 +22,12 @@ sends 20 ms of u-law every 20 ms, the model streams audio in realtime, the peer 
 echoes each mark. The bridge's CPU (``time.process_time()`` of this process only) over
 ``--seconds`` of wall time gives CPU per call-second, and 1 / that is calls per core. The
 child reports the frames it received so a run that fell behind realtime shows.
+
+``--servers`` picks the bridge's WebSocket server: ``sansio`` (``serve_twilio``, websockets'
+sans-I/O protocol) and ``trio-websocket`` (trio-websocket's server handing each socket to
+``handle_twilio_call``: the same channel and session). ``--workers 1,2`` also runs the
+deployed form, ``python -m kernl_trio twilio --workers N``, and measures the CPU of all its
+processes (``/proc``, Linux) the same way: calls per core with N processes sharing the port.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import collections
 import contextlib
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -42,11 +51,20 @@ import trio
 
 from kernl_trio.agent import RealtimeAgent
 from kernl_trio.audio import Transcoder, tone
-from kernl_trio.channels.twilio import TwilioChannel, TwilioOptions, TwilioServer, serve_twilio
+from kernl_trio.channels.twilio import (
+    TwilioChannel,
+    TwilioOptions,
+    TwilioServer,
+    handle_twilio_call,
+    serve_twilio,
+)
 from kernl_trio.protocol import PCM16_24K, PCMU_8K, AudioFormat
 from kernl_trio.providers.openai import OpenAIRealtimeModel
 
 FRAME_MS = 20
+AGENT = RealtimeAgent("bench", name="Bench", instructions="Talk.")
+"""The agent every benchmark call talks to (``--agent benchmarks.twilio:AGENT`` for workers)."""
+SERVERS = ("sansio", "trio-websocket")
 FORMATS: dict[str, AudioFormat] = {"pcmu": PCMU_8K, "pcm16": PCM16_24K}
 SID = "MZ" + "0" * 32
 
@@ -145,45 +163,117 @@ async def _read_line(stream: trio.abc.ReceiveStream, buffer: bytearray) -> str:
     return line.decode()
 
 
-async def bridge_run(
-    calls: int, seconds: float, fmt: str, chunk_ms: int, frame_ms: int = 20
-) -> dict[str, Any]:
-    agent = RealtimeAgent("bench", name="Bench", instructions="Talk.")
+class _Bridge:
+    """The bridge under test in this process, on one of the two WebSocket servers.
+
+    ``sansio`` is ``serve_twilio`` itself (websockets' sans-I/O protocol); ``trio-websocket``
+    runs trio-websocket's server and hands each accepted socket to ``handle_twilio_call``,
+    the same channel and session per call.
+    """
+
+    def __init__(self, server: str, model: OpenAIRealtimeModel, options: TwilioOptions) -> None:
+        self.server, self.model, self.options = server, model, options
+        self.port = 0
+        self.failed = 0
+        self._twilio: TwilioServer | None = None
+        self._channels: set[TwilioChannel] = set()
+
+    def channels(self) -> list[TwilioChannel]:
+        if self._twilio is not None:
+            return [call.channel for call in self._twilio.calls.values()]
+        return list(self._channels)
+
+    def active(self) -> int:
+        if self._twilio is not None:
+            return self._twilio.statistics().active
+        return len(self._channels)
+
+    def failures(self) -> int:
+        return self._twilio.statistics().failed if self._twilio is not None else self.failed
+
+    async def run(self, *, task_status: trio.TaskStatus[None]) -> None:
+        if self.server == "sansio":
+            async with trio.open_nursery() as nursery:
+                self._twilio = await nursery.start(
+                    partial(serve_twilio, AGENT, model=self.model, options=self.options)
+                )
+                self.port = self._twilio.port
+                task_status.started()
+            return
+        import trio_websocket
+
+        async def handler(request: trio_websocket.WebSocketRequest) -> None:
+            ws = await request.accept()
+            channel = TwilioChannel(ws, self.options)
+            self._channels.add(channel)
+            try:
+                await handle_twilio_call(channel, AGENT, model=self.model, options=self.options)
+            except Exception:
+                self.failed += 1
+            finally:
+                self._channels.discard(channel)
+
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                trio_websocket.serve_websocket, handler, "127.0.0.1", 0, None
+            )
+            self.port = server.port
+            task_status.started()
+
+
+async def _start_load(calls: int, fmt: str, chunk_ms: int) -> tuple[trio.Process, bytearray, int]:
     args = [sys.executable, __file__, "--role", "load", "--calls", str(calls), "--format", fmt]
     args += ["--model-chunk-ms", str(chunk_ms)]
     process = await trio.lowlevel.open_process(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert process.stdin is not None and process.stdout is not None
     buffer = bytearray()
+    model_port = int((await _read_line(process.stdout, buffer)).split()[1])
+    return process, buffer, model_port
+
+
+async def bridge_run(
+    calls: int,
+    seconds: float,
+    fmt: str,
+    chunk_ms: int,
+    frame_ms: int = 20,
+    server: str = "sansio",
+) -> dict[str, Any]:
+    process, buffer, model_port = await _start_load(calls, fmt, chunk_ms)
+    assert process.stdin is not None and process.stdout is not None
     async with trio.open_nursery() as nursery:
-        model_port = int((await _read_line(process.stdout, buffer)).split()[1])
         model = OpenAIRealtimeModel(base_url=f"ws://127.0.0.1:{model_port}/v1/realtime")
         options = TwilioOptions(model_format=FORMATS[fmt], frame_ms=frame_ms)
-        bridge: TwilioServer = await nursery.start(
-            partial(serve_twilio, agent, model=model, options=options)
-        )
+        bridge = _Bridge(server, model, options)
+        await nursery.start(bridge.run)
         await process.stdin.send_all(f"BRIDGE {bridge.port}\n".encode())
         assert await _read_line(process.stdout, buffer) == "READY"
         await trio.sleep(1.0)  # warm up: every call streaming both ways
-        media_before = sum(c.channel.statistics().media_out for c in bridge.calls.values())
-        in_before = sum(c.channel.statistics().media_in for c in bridge.calls.values())
+        media_before = sum(c.statistics().media_out for c in bridge.channels())
+        in_before = sum(c.statistics().media_in for c in bridge.channels())
         times0, cpu0, wall0 = os.times(), time.process_time(), time.perf_counter()
         await trio.sleep(seconds)
         cpu = time.process_time() - cpu0
         wall = time.perf_counter() - wall0
         times = os.times()
         user, system = times.user - times0.user, times.system - times0.system
-        media_after = sum(c.channel.statistics().media_out for c in bridge.calls.values())
-        in_after = sum(c.channel.statistics().media_in for c in bridge.calls.values())
+        media_after = sum(c.statistics().media_out for c in bridge.channels())
+        in_after = sum(c.statistics().media_in for c in bridge.channels())
         await process.stdin.send_all(b"DONE\n")
         load_report = orjson.loads(await _read_line(process.stdout, buffer))
-        while bridge.statistics().active:  # noqa: ASYNC110 (the calls end as peers hang up)
+        while bridge.active():  # noqa: ASYNC110 (the calls end as peers hang up)
             await trio.sleep(0.05)
         await process.stdin.send_all(b"EXIT\n")
         await process.wait()
-        failed = bridge.statistics().failed
+        failed = bridge.failures()
         nursery.cancel_scope.cancel()
     cpu_per_call_second = cpu / (calls * wall)
+    out_rate = (media_after - media_before) / (calls * wall)
+    in_rate = (in_after - in_before) / (calls * wall)
     return {
+        "server": server,
+        # a run that fell behind real time measured less work than it claims: discard it
+        "pace_held": min(out_rate, in_rate) >= 0.95 * 1000 / FRAME_MS,
         "format": fmt,
         "calls": calls,
         "wall_s": round(wall, 2),
@@ -201,6 +291,155 @@ async def bridge_run(
         "frame_ms": frame_ms,
         "failed_calls": failed,
     }
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of ``pids`` so far (Linux ``/proc``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid``, whichever of its threads started them."""
+    found: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as children:
+            found += [int(child) for child in children.read().split()]
+    return found
+
+
+async def workers_run(
+    calls: int, seconds: float, fmt: str, chunk_ms: int, workers: int
+) -> dict[str, Any]:
+    """``kernl-trio twilio --workers N`` as deployed: CPU of its processes per call-second."""
+    process, buffer, model_port = await _start_load(calls, fmt, chunk_ms)
+    assert process.stdin is not None and process.stdout is not None
+    argv = [sys.executable, "-m", "kernl_trio", "twilio", "--agent", "benchmarks.twilio:AGENT"]
+    argv += ["--port", "0", "--model-url", f"ws://127.0.0.1:{model_port}/v1/realtime"]
+    argv += ["--model-format", fmt, "--workers", str(workers), "--log-level", "WARNING"]
+    bridge = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE)
+    assert bridge.stdout is not None
+    out = bytearray()
+    ready = f"{workers} workers answering" if workers > 1 else "answering on"
+    while True:
+        line = await _read_line(bridge.stdout, out)
+        if ready in line:
+            port = int(line.split("ws://127.0.0.1:", 1)[1].split()[0])
+            break
+    pids = [bridge.pid, *_children(bridge.pid)] if workers > 1 else [bridge.pid]
+    await process.stdin.send_all(f"BRIDGE {port}\n".encode())
+    assert await _read_line(process.stdout, buffer) == "READY"
+    await trio.sleep(1.0)
+    cpu0, wall0 = _cpu_seconds(pids), time.perf_counter()
+    await trio.sleep(seconds)
+    cpu, wall = _cpu_seconds(pids) - cpu0, time.perf_counter() - wall0
+    await process.stdin.send_all(b"DONE\n")
+    load_report = orjson.loads(await _read_line(process.stdout, buffer))
+    bridge.send_signal(signal.SIGTERM)  # drain: the calls end as the peers hang up
+    await process.stdin.send_all(b"EXIT\n")
+    await process.wait()
+    with trio.fail_after(30):
+        status = await bridge.wait()
+    cpu_per_call_second = cpu / (calls * wall)
+    expected = int((seconds + 1) * 1000 / FRAME_MS)
+    return {
+        "workers": workers,
+        "pace_held": load_report["frames_per_call"] >= 0.95 * expected,
+        "format": fmt,
+        "calls": calls,
+        "wall_s": round(wall, 2),
+        "bridge_cpu_s": round(cpu, 3),
+        "cores_busy": round(cpu / wall, 3),
+        "cpu_ms_per_call_second": round(cpu_per_call_second * 1000, 3),
+        "calls_per_core": int(1 / cpu_per_call_second),
+        "peer_frames_received_per_call": load_report["frames_per_call"],
+        "expected_frames_per_call": expected,
+        "load_process_cpu_s": load_report["load_cpu_s"],
+        "bridge_exit_status": status,
+    }
+
+
+# -- part 3: the WebSocket servers alone ---------------------------------------------------------
+async def server_cost(server: str, clients: int, messages: int) -> dict[str, Any]:
+    """CPU of this process per message for one WebSocket server, in a closed loop.
+
+    A child process opens ``clients`` connections and sends ``messages`` Twilio media frames on
+    each as fast as the server takes them; the server answers each with a mark-sized text
+    frame (a Twilio bridge's traffic, without the channel and the session). No pacing, so
+    scheduling noise does not hide in a missed pace: what is measured is CPU per message.
+    """
+    import trio_websocket
+
+    from kernl_trio._wsserver import ServerWebSocket, WebSocketServer
+
+    reply = _MARK % (1, SID, "item_1:20")
+
+    async def sansio_handler(ws: ServerWebSocket) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                for _ in await ws.receive_batch():  # as the bridge's channel reads
+                    await ws.send(reply)
+
+    async def trio_websocket_handler(request: trio_websocket.WebSocketRequest) -> None:
+        ws = await request.accept()
+        with contextlib.suppress(trio_websocket.ConnectionClosed):
+            while True:
+                await ws.get_message()
+                await ws.send_message(reply)
+
+    async with trio.open_nursery() as nursery:
+        if server == "sansio":
+            listening = WebSocketServer(sansio_handler)
+            await nursery.start(partial(listening.serve, "127.0.0.1", 0))
+            port = listening.port
+        else:
+            listening_tw = await nursery.start(
+                trio_websocket.serve_websocket, trio_websocket_handler, "127.0.0.1", 0, None
+            )
+            port = listening_tw.port
+        args = [sys.executable, __file__, "--role", "flood", "--calls", str(clients)]
+        args += ["--number", str(messages), "--bridge-port", str(port)]
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await trio.run_process(args)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        nursery.cancel_scope.cancel()
+    total = clients * messages
+    return {
+        "server": server,
+        "connections": clients,
+        "messages_each_way": total,
+        "wall_s": round(wall, 2),
+        "server_cpu_s": round(cpu, 3),
+        "server_us_per_message_pair": round(cpu / total * 1e6, 2),
+    }
+
+
+async def flood(clients: int, messages: int, port: int) -> None:
+    """The child of :func:`server_cost`: send, and read the answers, as fast as possible."""
+    import trio_websocket
+
+    frame = _MEDIA % (1, SID, 1, 0)
+
+    async def client() -> None:
+        async with trio_websocket.open_websocket_url(f"ws://127.0.0.1:{port}/twilio") as ws:
+
+            async def send() -> None:
+                for _ in range(messages):
+                    await ws.send_message(frame)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send)
+                for _ in range(messages):
+                    await ws.get_message()
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(clients):
+            nursery.start_soon(client)
 
 
 _CONNECTED = '{"event":"connected","protocol":"Call","version":"1.0.0"}'
@@ -351,13 +590,14 @@ async def load_run(calls: int, fmt: str, chunk_ms: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["frames", "calls", "all"], default="all")
+    parser.add_argument("--part", choices=["frames", "calls", "servers", "all"], default="all")
     parser.add_argument("--number", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--calls", default="20,50")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--formats", default="pcmu,pcm16")
-    parser.add_argument("--role", choices=["bridge", "load"], default="bridge")
+    parser.add_argument("--role", choices=["bridge", "load", "flood"], default="bridge")
+    parser.add_argument("--bridge-port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument(
         "--frame-ms",
         type=int,
@@ -365,6 +605,17 @@ def main() -> None:
         help="TwilioOptions.frame_ms: outbound media frame and mark interval",
     )
     parser.add_argument("--format", default="pcmu")
+    parser.add_argument(
+        "--servers",
+        default="sansio",
+        help=f"WebSocket servers for the calls part, comma-separated: {', '.join(SERVERS)}",
+    )
+    parser.add_argument(
+        "--workers",
+        default="",
+        help="also run `kernl-trio twilio --workers N` for each N (comma-separated), "
+        "measuring the CPU of all its processes",
+    )
     parser.add_argument(
         "--model-chunk-ms",
         type=int,
@@ -374,6 +625,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.role == "load":
         trio.run(load_run, int(args.calls), args.format, args.model_chunk_ms)
+        return
+    if args.role == "flood":
+        trio.run(flood, int(args.calls), args.number, args.bridge_port)
         return
     print(f"{platform.machine()}, {os.cpu_count()} logical CPUs, {platform.platform()}")
     print(f"CPython {platform.python_version()}, trio {trio.__version__}\n")
@@ -386,13 +640,30 @@ def main() -> None:
             both = costs[f"in {fmt}"] + costs[f"out {fmt}"]
             print(f"  call {fmt}: {both:.2f} us per 20 ms -> {20_000 / both:,.0f} calls/core")
         print()
+    if args.part in ("servers", "all"):
+        for server in SERVERS:
+            for _ in range(args.repeat):
+                result = trio.run(server_cost, server, 10, args.number // 4)
+                print(orjson.dumps(result).decode(), flush=True)
     if args.part in ("calls", "all"):
         for fmt in args.formats.split(","):
             for calls in (int(c) for c in args.calls.split(",")):
-                result = trio.run(
-                    bridge_run, calls, args.seconds, fmt, args.model_chunk_ms, args.frame_ms
-                )
-                print(orjson.dumps(result).decode(), flush=True)
+                for server in args.servers.split(","):
+                    result = trio.run(
+                        bridge_run,
+                        calls,
+                        args.seconds,
+                        fmt,
+                        args.model_chunk_ms,
+                        args.frame_ms,
+                        server,
+                    )
+                    print(orjson.dumps(result).decode(), flush=True)
+                for workers in (int(w) for w in args.workers.split(",") if w):
+                    result = trio.run(
+                        workers_run, calls, args.seconds, fmt, args.model_chunk_ms, workers
+                    )
+                    print(orjson.dumps(result).decode(), flush=True)
 
 
 if __name__ == "__main__":

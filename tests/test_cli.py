@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
+import re
 import signal
 import subprocess
 import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,6 @@ import orjson
 import pytest
 import trio
 
-from kernl_trio import __main__ as cli
 from kernl_trio.agent import RealtimeAgent
 from kernl_trio.protocol import ToolCall, TranscriptInput, TranscriptOutput
 from kernl_trio.providers.openai import OpenAIRealtimeModel
@@ -63,28 +60,6 @@ def test_help_lists_the_commands() -> None:
     for command in ("demo", "serve", "twilio"):
         assert command in done.stdout
     assert "--fast" in _cli("demo", "--help").stdout
-
-
-def test_twilio_is_dispatched_when_available(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[list[str]] = []
-
-    def main_twilio(argv: list[str]) -> int:
-        seen.append(argv)
-        return 7
-
-    fake = types.SimpleNamespace(main_twilio=main_twilio)
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
-    monkeypatch.setattr(importlib, "import_module", lambda name: fake)
-    assert cli.main(["twilio", "--port", "8080"]) == 7
-    assert seen == [["--port", "8080"]]
-
-
-def test_twilio_says_not_available_without_it(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    assert cli.main(["twilio"]) == 2
-    assert "not available" in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -145,3 +120,41 @@ def test_serve_accepts_a_session(served: str) -> None:
     said = [e.text for e in seen if isinstance(e, TranscriptOutput)]
     assert said[0] == "Let me check the weather in Oslo."
     assert said[1].startswith("Right now in Oslo it is 9 degrees and windy")
+
+
+def test_the_readme_session_ends_against_kernl_trio_serve(served: str, tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    sample = readme.split("## A session", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "weather.py"
+    script.write_text(sample)
+    env = {**ENV, "REALTIME_URL": served}
+    env.pop("OPENAI_API_KEY", None)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    expected = readme.split("python3 weather.py` prints\n\n```\n", 1)[1].split("```", 1)[0]
+    assert done.stdout == expected
+
+
+def test_serve_on_ipv6_prints_a_bracketed_url_and_stops_on_sigterm() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kernl_trio", "serve", "--host", "::1", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert re.search(r"listening on ws://\[::1\]:\d+/v1/realtime$", line.strip()), line
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import re
 import wave
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from kernl_trio.channels.wav import write_wav
 from kernl_trio.demo import DemoOptions, main
 from kernl_trio.demo.run import _run
 from kernl_trio.demo.script import TRANSCRIPTS, USER_TURNS, server_script, user_audio
+from kernl_trio.errors import ConfigurationError
 from kernl_trio.testing.embedded import EmbeddedServer
 
 
@@ -125,13 +128,11 @@ def test_a_user_recording_can_replace_the_generated_one(tmp_path: Path) -> None:
     assert not (tmp_path / "out" / "user.wav").exists()
 
 
-def test_url_without_a_key_is_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_url_without_a_key_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     options = DemoOptions(out=tmp_path, url="wss://api.openai.com/v1/realtime")
-    assert main(options) == 2
-    assert "OPENAI_API_KEY" in capsys.readouterr().err
+    with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
+        main(options)
 
 
 @pytest.mark.trio
@@ -150,3 +151,20 @@ async def test_the_same_agent_runs_against_a_server_given_by_url(
     assert result.finished and result.url == server.url
     assert len(result.log.interruptions) == 2 and result.log.cancelled_calls
     assert f"realtime server at {server.url}" in stream.getvalue()
+
+
+def test_docs_sample_output_is_what_demo_fast_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    stream = io.StringIO()
+    assert main(DemoOptions(fast=True), out=stream) == 0  # the default --out, as documented
+    docs = (Path(__file__).parent.parent / "docs" / "demo.md").read_text()
+    sample = docs.split("```\nkernl-trio demo: embedded", 1)[1].split("```", 1)[0]
+
+    def normal(text: str) -> str:
+        text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", text)
+        return re.sub(r"in [\d.]+ s of wall time", "in N s of wall time", text)
+
+    assert normal("kernl-trio demo: embedded" + sample) == normal(stream.getvalue())
+    assert os.path.isdir(tmp_path / "kernl-trio-demo-out")

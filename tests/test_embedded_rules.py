@@ -97,10 +97,39 @@ def test_without_any_user_text_the_script_says_it_could_not_hear() -> None:
     assert spoken.transcript == SCRIPT.unheard
 
 
-def test_unknown_template_fields_stay_as_they_are() -> None:
+def test_unknown_template_fields_are_never_spoken() -> None:
     script = RuleScript([Rule(keywords=("x",), say="{nothing} here")])
     (spoken,) = script(_request(_user("x"))).parts
-    assert isinstance(spoken, AudioReply) and spoken.transcript == "{nothing} here"
+    assert isinstance(spoken, AudioReply) and spoken.transcript == "here"
+
+
+def test_a_tool_output_without_the_template_fields_is_said_with_what_it_has() -> None:
+    # The README's get_weather returns no wind, forecast or advice: the demo script's answer
+    # keeps the clauses it can fill and drops the others.
+    rule = Rule(
+        pattern=r"weather in (?P<city>[a-z]+)",
+        tool="get_weather",
+        then_say="Right now in {city} it is {temp_c} degrees and {conditions}, with a light "
+        "wind from the {wind}. Later today expect {later}, so {advice}.",
+    )
+    script = RuleScript([rule])
+    conversation = [
+        _user("What's the weather in Paris?"),
+        {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{}"},
+        {
+            "type": "function_call_output",
+            "call_id": "c1",
+            "output": '{"city": "Paris", "temp_c": 18, "conditions": "cloudy"}',
+        },
+    ]
+    (spoken,) = script(_request(*conversation)).parts
+    assert isinstance(spoken, AudioReply)
+    assert spoken.transcript == "Right now in Paris it is 18 degrees and cloudy."
+    # nothing of the template can be said: the fields the tool gave, plainly
+    conversation[-1]["output"] = '{"humidity": 80, "uv_index": 2}'
+    (spoken,) = script(_request(*conversation)).parts
+    assert isinstance(spoken, AudioReply) and "{" not in spoken.transcript
+    assert spoken.transcript == "Here is what I found: city Paris, humidity 80, uv index 2."
 
 
 def test_text_sessions_get_text_and_g711_sessions_get_g711() -> None:

@@ -28,13 +28,12 @@ from kernl_trio.channels.twilio import (
     TwilioMalformed,
     TwilioOptions,
     TwilioServer,
-    load_agent,
-    main_twilio,
-    run_twilio_command,
     serve_twilio,
     twilio_signature,
     validate_twilio_signature,
 )
+from kernl_trio.cli import main as cli_main
+from kernl_trio.cli.twilio import load_agent, run_twilio_command
 from kernl_trio.context import Context
 from kernl_trio.errors import ConfigurationError
 from kernl_trio.protocol import PCM16_24K, PCMU_8K, AudioFormat, ResponseInterrupted
@@ -453,6 +452,7 @@ async def test_losing_the_model_ends_only_that_call_and_hangs_up_its_stream(
     await doomed_conn.drop()
     with trio.fail_after(5):
         await doomed.closed.wait()  # Twilio's socket closed: the stream ends
+    await wait_until(lambda: bool(bridge.history))
     assert bridge.history[-1].outcome == "failed"
     other_conn.start_response(RESPONSE_CREATE, Reply.of(AudioReply("ok", ms=100)))
     await other.wait_received("mark", count=5)
@@ -469,6 +469,7 @@ async def test_a_stream_without_start_is_dropped_after_the_start_timeout(
     with trio.fail_after(10):
         await peer.closed.wait()
     assert trio.current_time() == pytest.approx(3, abs=0.01)
+    await wait_until(lambda: bool(bridge.history))
     assert bridge.history[-1].outcome == "failed"
     assert isinstance(bridge.history[-1].error, trio.TooSlowError)
     assert model_server.connections == []
@@ -494,7 +495,7 @@ def test_load_agent_takes_an_agent_or_a_factory() -> None:
 
 
 def test_main_twilio_reports_a_bad_agent_reference(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main_twilio(["--agent", "no_such_module_xyz:agent", "--port", "0"]) == 2
+    assert cli_main(["twilio", "--agent", "no_such_module_xyz:agent", "--port", "0"]) == 2
     assert "cannot import" in capsys.readouterr().err
 
 
@@ -503,5 +504,13 @@ async def test_run_twilio_command_serves_the_agent(
     autojump_clock: trio.testing.MockClock,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    nursery.start_soon(partial(run_twilio_command, "tests.test_twilio_server:AGENT", port=0))
+    model_server = await start_model_server(nursery)
+    nursery.start_soon(
+        partial(
+            run_twilio_command,
+            "tests.test_twilio_server:AGENT",
+            port=0,
+            model_url=model_server.url,
+        )
+    )
     await wait_until(lambda: "ws://127.0.0.1:" in capsys.readouterr().out)

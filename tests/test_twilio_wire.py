@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from kernl_trio.channels._twilio_wire import (
+from kernl_trio.channels.twilio._wire import (
     Clear,
     Connected,
     Dtmf,

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,12 +24,13 @@ import orjson
 import trio
 import trio.testing
 
+from .._errors import collapse
 from ..channels.wav import WavChannel, write_wav
-from ..errors import KernlTrioError
+from ..errors import ConfigurationError
+from ..local.embedded import EmbeddedServer
 from ..protocol import PCM16_24K
 from ..providers.openai import OpenAIRealtimeModel
 from ..session import open_session
-from ..testing.embedded import EmbeddedServer
 from .agent import weather_agent
 from .report import DemoLog
 from .script import SESSION_CONFIG, TRANSCRIPTS, USER_TURNS, server_script, user_audio
@@ -60,13 +62,20 @@ class DemoResult:
 
 
 def main(options: DemoOptions, out: TextIO | None = None) -> int:
-    """Run the demo; the exit status (0 when the conversation ran to its end)."""
+    """Run the demo; the exit status (0 when the conversation ran to its end, 1 when it did
+    not settle, 130 when stopped by Ctrl-C).
+
+    Raises :class:`~kernl_trio.errors.ConfigurationError` for a remote ``url`` without
+    ``OPENAI_API_KEY`` and single exceptions (e.g. :class:`~kernl_trio.errors.HandshakeFailed`)
+    for a server that cannot be reached; the command line turns them into messages.
+    """
     stream = out if out is not None else sys.stdout
-    if options.url is not None and not os.environ.get("OPENAI_API_KEY"):
-        local = options.url.startswith(("ws://127.", "ws://localhost"))
-        if not local:
-            print("kernl-trio demo --url needs OPENAI_API_KEY in the environment", file=sys.stderr)
-            return 2
+    remote = options.url is not None and not is_local_url(options.url)
+    if remote and not os.environ.get("OPENAI_API_KEY"):
+        raise ConfigurationError(
+            f"--url {options.url} needs OPENAI_API_KEY in the environment "
+            "(a local server such as `kernl-trio serve` needs none)"
+        )
     options.out.mkdir(parents=True, exist_ok=True)
     user_path = options.input
     if user_path is None:
@@ -76,9 +85,8 @@ def main(options: DemoOptions, out: TextIO | None = None) -> int:
     began = time.perf_counter()  # wall time, for the report only
     try:
         result = trio.run(_main, options, user_path, stream, clock=clock)
-    except KernlTrioError as exc:
-        print(f"kernl-trio demo: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    except BaseExceptionGroup as group:
+        raise collapse(group) from None
     wall = time.perf_counter() - began
     assistant_path = options.out / "assistant.wav"
     write_wav(assistant_path, bytes(result.log.assistant_audio), PCM16_24K)
@@ -86,6 +94,12 @@ def main(options: DemoOptions, out: TextIO | None = None) -> int:
     if result.stopped:
         return 130
     return 0 if result.finished else 1
+
+
+def is_local_url(url: str) -> bool:
+    """Whether ``url`` is a server on this machine (which needs no API key)."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 async def _main(options: DemoOptions, user_path: Path, out: TextIO) -> DemoResult:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import attrs
 
 from ..audio import silence
+from ..local.rules import Rule, RuleScript, Voice, synthesize_speech
 from ..protocol import PCM16_24K, AudioFormat, ServerVAD, SessionConfig, Transcription
-from ..testing.rules import Rule, RuleScript, Voice, synthesize_speech
 
 
 @attrs.frozen

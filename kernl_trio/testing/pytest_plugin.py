@@ -31,18 +31,22 @@ time::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pytest
-import trio
 
-from ..channels.virtual import VirtualChannel
-from ..providers.openai import OpenAIRealtimeModel
-from .embedded import EmbeddedServer, Transcriber
-from .replies import Reply, Responder, default_responder
-from .server import ScriptedServer
+# Every pytest run where kernl_trio is installed imports this module: it imports only pytest,
+# and each fixture imports what it needs when a test uses it.
+if TYPE_CHECKING:
+    import trio
 
-Replies = Responder | Sequence[Reply]
+    from ..channels.virtual import VirtualChannel
+    from ..local.embedded import EmbeddedServer, Transcriber
+    from ..local.replies import Reply, Responder
+    from ..local.server import ScriptedServer
+    from ..providers.openai import OpenAIRealtimeModel
+
+Replies: TypeAlias = "Responder | Sequence[Reply]"
 
 
 class RealtimeServerFactory:
@@ -62,6 +66,8 @@ class RealtimeServerFactory:
         threshold_dbfs: float | None = None,
     ) -> EmbeddedServer:
         """An :class:`EmbeddedServer` (server VAD, transcripts, scripted replies)."""
+        from ..local.embedded import EmbeddedServer
+
         server = EmbeddedServer(
             replies,
             transcripts=transcripts,
@@ -74,9 +80,14 @@ class RealtimeServerFactory:
         return started
 
     async def scripted(
-        self, replies: Replies = default_responder, *, session: dict[str, Any] | None = None
+        self, replies: Replies | None = None, *, session: dict[str, Any] | None = None
     ) -> ScriptedServer:
         """A plain :class:`ScriptedServer`: no turn detection, every event driven by the test."""
+        from ..local.replies import default_responder
+        from ..local.server import ScriptedServer
+
+        if replies is None:
+            replies = default_responder
         started: ScriptedServer = await self._nursery.start(
             ScriptedServer(replies, session=session).run
         )
@@ -115,12 +126,16 @@ async def realtime_server(
 @pytest.fixture
 def realtime_model(realtime_server: EmbeddedServer) -> OpenAIRealtimeModel:
     """An OpenAI realtime model pointed at ``realtime_server`` (no key needed)."""
+    from ..providers.openai import OpenAIRealtimeModel
+
     return OpenAIRealtimeModel("gpt-realtime", base_url=realtime_server.url)
 
 
 @pytest.fixture
 def virtual_channel() -> VirtualChannel:
     """A channel whose speaker plays, and whose microphone speaks, in trio time."""
+    from ..channels.virtual import VirtualChannel
+
     return VirtualChannel()
 
 

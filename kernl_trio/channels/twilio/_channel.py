@@ -23,20 +23,23 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 import attrs
 import trio
 import trio_websocket
 
-from .._errors import collapse
-from .._fanout import Broadcaster, Subscription
-from .._websocket import WebSocket, WebSocketClosed, _TrioWebSocket
-from ..audio import Transcoder
-from ..errors import ConnectionLost, FrameDecodeError
-from ..model import ChannelAudio, ChannelInput, ChannelInterrupt
-from ..protocol import PCMU_8K, AudioFormat
-from ._twilio_wire import (
+from ..._errors import collapse
+from ..._fanout import Broadcaster, Subscription
+from ..._websocket import WebSocket, WebSocketClosed, _TrioWebSocket
+from ...audio import Transcoder
+from ...errors import ConnectionLost, FrameDecodeError
+from ...model import ChannelAudio, ChannelInput, ChannelInterrupt
+from ...protocol import PCMU_8K, AudioFormat
+from ._stream import ULAW_BYTES_PER_MS as _ULAW_BYTES_PER_MS
+from ._stream import MarkLedger
+from ._wire import (
     Clear,
     Connected,
     Dtmf,
@@ -66,9 +69,7 @@ __all__ = [
 
 logger = logging.getLogger("kernl_trio.channels.twilio")
 
-_ULAW_BYTES_PER_MS = 8
 _MAX_GAP_MS = 10_000  # longer inbound gaps are filled with this much silence at most
-_MAX_TRACKED_MARKS = 10_000  # a peer that never echoes must not grow memory without bound
 
 
 @attrs.frozen
@@ -150,6 +151,7 @@ class TwilioChannelStatistics:
     malformed: int
     drain_timeouts: int
     outbox: int
+    media_before_start: int = 0
 
 
 @attrs.define(eq=False, slots=True)
@@ -171,12 +173,7 @@ class _Counters:
     dtmf: int = 0
     malformed: int = 0
     drain_timeouts: int = 0
-
-
-def _ms_text(nbytes: int) -> str:
-    """u-law bytes as milliseconds, exactly (8 bytes per ms: at most 3 decimals)."""
-    whole, rest = divmod(nbytes, _ULAW_BYTES_PER_MS)
-    return str(whole) if not rest else f"{whole}.{rest * 125:03d}".rstrip("0")
+    media_before_start: int = 0
 
 
 class TwilioChannel:
@@ -206,18 +203,20 @@ class TwilioChannel:
         self._ended = trio.Event()
         self._closed = False
         self._next_timestamp: float | None = None
+        self.close_code: int | None = None
+        """The WebSocket close code the stream ended with, if the socket closed."""
+        self.close_reason: str | None = None
+        self.end_reason: Literal["stop", "closed"] | None = None
+        """How the stream ended: Twilio's ``stop``, or the socket closed."""
+        self.closed_here = False
+        """Whether this side ended the stream (``aclose()`` before Twilio did)."""
         # outbound
         self._outbox: collections.deque[_Outgoing] = collections.deque()
         self._work = trio.lowlevel.ParkingLot()  # the writer waits here for messages
         self._space = trio.lowlevel.ParkingLot()  # play() waits here for the outbox to shrink
         self._echoes = trio.lowlevel.ParkingLot()  # wait_drained() waits here for echoes
         self._item: str | None = None  # the item whose audio the encoder holds
-        self._sent_bytes: dict[str, int] = {}
-        self._played: dict[str, float] = {}
-        self._unacked: dict[str, tuple[str, float]] = {}  # mark -> (item, ms), in send order
-        self._cleared: set[str] = set()
-        self._last_mark: str | None = None
-        self._playback_end = -float("inf")
+        self._marks = MarkLedger(self._frame_bytes)
         self._n = _Counters()
 
     # -- identity ----------------------------------------------------------------------------
@@ -273,34 +272,51 @@ class TwilioChannel:
 
     async def _read_loop(self, task_status: trio.TaskStatus[StartInfo]) -> None:
         reason: Literal["stop", "closed"] = "closed"
+        # A socket that hands over every message already parsed at once (one checkpoint per
+        # burst, not per message) is read that way; others one message at a time.
+        batch: Callable[[], Awaitable[list[str | bytes]]] | None
+        batch = getattr(self._ws, "receive_batch", None)
         try:
             while True:
                 try:
-                    frame = await self._ws.receive()
-                except WebSocketClosed:
+                    frames = await batch() if batch is not None else [await self._ws.receive()]
+                except WebSocketClosed as closed:
+                    self.close_code, self.close_reason = closed.code, closed.reason
                     return
-                message = self.receive_frame(frame)
-                if isinstance(message, Start) and self.start is message.start:
-                    task_status.started(message.start)
-                elif isinstance(message, Stop):
-                    reason = "stop"
-                    return
+                for frame in frames:
+                    message = self.receive_frame(frame)
+                    if isinstance(message, Start) and self.start is message.start:
+                        task_status.started(message.start)
+                    elif isinstance(message, Stop):
+                        reason = "stop"
+                        return
         finally:
             self._end(reason)
 
     async def _write_loop(self) -> None:
         outbox = self._outbox
+        # A socket that can frame several messages and write them at once (one write for a
+        # media frame and its mark, not two) is written that way; others one at a time.
+        many: Callable[[list[str]], Awaitable[None]] | None
+        many = getattr(self._ws, "send_many", None)
         while True:
             if not outbox:
                 await self._work.park()
                 continue
-            out = outbox.popleft()
-            if len(outbox) <= self.options.outbox_limit:
-                self._space.unpark_all()
             try:
+                if many is not None:
+                    frames = [out.frame for out in outbox]
+                    outbox.clear()
+                    self._space.unpark_all()
+                    await many(frames)
+                    continue
+                out = outbox.popleft()
+                if len(outbox) <= self.options.outbox_limit:
+                    self._space.unpark_all()
                 await self._ws.send(out.frame)
             except WebSocketClosed:
-                self._end("closed")
+                # The reader sees the same close and ends the stream, after the messages that
+                # came before it (Twilio's stop among them): it decides how the stream ended.
                 return
 
     # -- inbound -----------------------------------------------------------------------------
@@ -342,6 +358,9 @@ class TwilioChannel:
     def _on_media(self, message: Media) -> None:
         media = message.media
         if media.track not in ("inbound", "inbound_track"):
+            return
+        if self.start is None:  # no call yet, so no session to hear it
+            self._n.media_before_start += 1
             return
         self._n.media_in += 1
         data = media.payload
@@ -388,26 +407,13 @@ class TwilioChannel:
             await self._mic_send.send(ChannelInterrupt())
 
     def _on_mark(self, name: str) -> None:
-        if name in self._cleared:
-            self._cleared.discard(name)
+        echo = self._marks.echo(name)
+        if echo.cleared:
             self._n.marks_cleared += 1
-            self._events.publish(TwilioMarkEcho(name, None, None, cleared=True))
-            return
-        if name not in self._unacked:
-            self._events.publish(TwilioMarkEcho(name, None, None, cleared=False))
-            return
-        # Echoes come in order: the marks sent before this one have played too.
-        unacked = self._unacked
-        while unacked:
-            first = next(iter(unacked))
-            item, ms = unacked.pop(first)
-            self._n.marks_acknowledged += 1
-            if ms > self._played.get(item, 0.0):
-                self._played[item] = ms
-            if first == name:
-                break
-        self._echoes.unpark_all()
-        self._events.publish(TwilioMarkEcho(name, item, ms, cleared=False))
+        elif echo.acknowledged:
+            self._n.marks_acknowledged += echo.acknowledged
+            self._echoes.unpark_all()
+        self._events.publish(TwilioMarkEcho(name, echo.item_id, echo.ms, cleared=echo.cleared))
 
     def _malformed(self, reason: str, frame: str | bytes) -> None:
         self._n.malformed += 1
@@ -419,6 +425,7 @@ class TwilioChannel:
     def _end(self, reason: Literal["stop", "closed"]) -> None:
         if self._ended.is_set():
             return
+        self.end_reason = reason
         self._ended.set()
         self._mic_send.close()
         self._work.unpark_all()
@@ -455,21 +462,15 @@ class TwilioChannel:
 
     def played_ms(self, item_id: str) -> float:
         """The ms of ``item_id`` in the last mark Twilio echoed as played."""
-        return self._played.get(item_id, 0.0)
+        return self._marks.played_ms(item_id)
 
     def interrupt(self) -> None:
         """Drop queued audio, send ``clear``; echoes of the marks it flushes are ignored."""
-        queued = {out.mark for out in self._outbox if out.mark is not None}
+        unsent = {out.mark for out in self._outbox if out.mark is not None}
         self._outbox.clear()
-        for name in self._unacked:
-            if name not in queued:  # sent: Twilio will echo it when it flushes it
-                self._cleared.add(name)
-        self._unacked.clear()
-        self._trim(self._cleared)
+        self._marks.clear(trio.current_time(), unsent)
         self._encoder.reset()
         self._item = None
-        self._last_mark = None
-        self._playback_end = trio.current_time()
         if self._stream_sid is not None and not self._ended.is_set():
             self._n.clears += 1
             self._outbox.append(_Outgoing(encode(Clear(self._stream_sid))))
@@ -486,9 +487,10 @@ class TwilioChannel:
         self._finish_item()
         self._item = None
         await trio.lowlevel.checkpoint()
-        last = self._last_mark
-        while last is not None and last in self._unacked and not self._ended.is_set():
-            with trio.move_on_at(self._playback_end + self.options.mark_grace) as waited:
+        marks = self._marks
+        last = marks.last_mark
+        while marks.waiting_for(last) and not self._ended.is_set():
+            with trio.move_on_at(marks.playback_end + self.options.mark_grace) as waited:
                 await self._echoes.park()
             if waited.cancelled_caught:
                 self._n.drain_timeouts += 1
@@ -503,6 +505,8 @@ class TwilioChannel:
 
     async def aclose(self) -> None:
         """Stop accepting audio and close the call's socket (ends the stream for Twilio)."""
+        if not self._ended.is_set():
+            self.closed_here = True
         self._closed = True
         self._mic_send.close()
         self._space.unpark_all()
@@ -523,31 +527,11 @@ class TwilioChannel:
         if not data or self._stream_sid is None:
             return
         sid = self._stream_sid
-        step = self._frame_bytes
-        now = trio.current_time()
-        sent = self._sent_bytes.get(item_id, 0)
         outbox = self._outbox
-        for offset in range(0, len(data), step):
-            frame = data[offset : offset + step]
-            sent += len(frame)
-            name = f"{item_id}:{_ms_text(sent)}"
+        n = self._n
+        for frame, name in self._marks.frames(data, item_id, trio.current_time()):
             outbox.append(_Outgoing(encode(OutboundMedia(sid, OutboundPayload(frame)))))
             outbox.append(_Outgoing(encode(Mark(MarkInfo(name), stream_sid=sid)), name))
-            self._unacked[name] = (item_id, sent / _ULAW_BYTES_PER_MS)
-            self._playback_end = max(self._playback_end, now) + len(frame) / 8000
-            self._n.media_out += 1
-            self._n.marks_sent += 1
-        self._sent_bytes[item_id] = sent
-        self._last_mark = name
-        self._trim(self._unacked)
+            n.media_out += 1
+            n.marks_sent += 1
         self._work.unpark_all()
-
-    @staticmethod
-    def _trim(marks: dict[str, tuple[str, float]] | set[str]) -> None:
-        excess = len(marks) - _MAX_TRACKED_MARKS
-        if excess > 0:
-            for name in list(marks)[:excess]:
-                if isinstance(marks, set):
-                    marks.discard(name)
-                else:
-                    del marks[name]

@@ -21,24 +21,29 @@ import inspect
 import logging
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
 import trio_websocket
 
-from .._errors import collapse
-from ..context import Context
-from ..errors import ConfigurationError
-from ..model import RealtimeModel
-from ..session import RealtimeSession, open_session
-from ._twilio_channel import TwilioChannel, TwilioChannelStatistics, TwilioOptions
-from ._twilio_wire import StartInfo
+from ..._errors import collapse
+from ..._net import check_port, ws_url
+from ..._websocket import WebSocket
+from ..._wsserver import HttpRequest, ServerWebSocket, WebSocketServer
+from ...context import Context
+from ...errors import ConfigurationError, ConnectionLost, KernlTrioError
+from ...model import RealtimeModel
+from ...session import RealtimeSession, open_session
+from ._channel import TwilioChannel, TwilioChannelStatistics, TwilioOptions
+from ._wire import StartInfo
 
 if TYPE_CHECKING:
-    from ..agent import RealtimeAgent
+    from ...agent import RealtimeAgent
 
 __all__ = [
+    "HEALTH_PATH",
     "ContextFactory",
     "TwilioCall",
     "TwilioCallRecord",
@@ -132,7 +137,8 @@ class TwilioCall:
 
 @attrs.frozen
 class TwilioCallRecord:
-    """A finished call. ``outcome`` is ``"failed"`` when an exception ended it (``error``)."""
+    """A finished call. ``outcome`` is ``"failed"`` when an exception ended it (``error``);
+    ``reason`` says how it ended, in words (``"stop"``: Twilio's stop message)."""
 
     call_sid: str | None
     stream_sid: str | None
@@ -142,6 +148,11 @@ class TwilioCallRecord:
     outcome: Literal["completed", "failed"]
     error: BaseException | None
     statistics: TwilioChannelStatistics
+    reason: str = ""
+
+    @property
+    def duration(self) -> float:
+        return self.ended_at - self.started_at
 
 
 @attrs.frozen
@@ -151,10 +162,11 @@ class TwilioServerStatistics:
     completed: int
     failed: int
     refused: int
+    draining: bool = False
 
 
 async def handle_twilio_call(
-    ws: trio_websocket.WebSocketConnection | TwilioChannel,
+    ws: WebSocket | trio_websocket.WebSocketConnection | TwilioChannel,
     agent: RealtimeAgent,
     *,
     model: RealtimeModel | None = None,
@@ -196,8 +208,17 @@ async def handle_twilio_call(
         raise collapse(group) from None
 
 
+HEALTH_PATH = "/healthz"
+"""A plain ``GET`` here answers 200 ``ok`` (503 ``draining`` once draining) for load balancers."""
+
+_NORMAL_CLOSE_CODES = frozenset({None, 1000, 1001, 1005, 1006})
+
+
 class TwilioServer:
-    """A running :func:`serve_twilio`: its ``port``, live ``calls`` and ``statistics()``."""
+    """A running :func:`serve_twilio`: its ``port``, live ``calls`` and ``statistics()``.
+
+    :meth:`drain` stops it gracefully; :meth:`hang_up_all` ends every call now.
+    """
 
     def __init__(
         self,
@@ -213,6 +234,9 @@ class TwilioServer:
         options: TwilioOptions,
         start_timeout: float,
         history: int,
+        reuse_port: bool = False,
+        max_message_size: int = 2**16,
+        idle_timeout: float = 30.0,
     ) -> None:
         if auth_token is not None and not public_url:
             raise ConfigurationError(
@@ -222,73 +246,133 @@ class TwilioServer:
         self.agent = agent
         self.model = model
         self.host = host
-        self.port = port
+        self.port = check_port(port)
         self.public_url = public_url.rstrip("/") if public_url else None
         self._auth_token = auth_token
         self._context_factory = context_factory
         self._on_call = on_call
         self.options = options
         self._start_timeout = start_timeout
+        self._reuse_port = reuse_port
         self.calls: dict[str, TwilioCall] = {}
         """Live calls by stream SID."""
         self.history: collections.deque[TwilioCallRecord] = collections.deque(maxlen=history)
         """The most recent finished calls, oldest first."""
         self._started = self._completed = self._failed = self._refused = 0
+        self._channels: set[TwilioChannel] = set()  # every stream, before and after start
+        self._changed = trio.lowlevel.ParkingLot()  # a stream ended
+        self.draining = False
+        self._websockets = WebSocketServer(
+            self._serve_call,
+            gate=self._gate,
+            max_message_size=max_message_size,
+            idle_timeout=idle_timeout,
+        )
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port`` (an IPv6 host in brackets)."""
+        return ws_url(self.host, self.port)
 
     def statistics(self) -> TwilioServerStatistics:
         return TwilioServerStatistics(
-            len(self.calls), self._started, self._completed, self._failed, self._refused
+            len(self.calls),
+            self._started,
+            self._completed,
+            self._failed,
+            self._refused,
+            self.draining,
         )
 
     async def run(
         self, *, task_status: trio.TaskStatus[TwilioServer] = trio.TASK_STATUS_IGNORED
-    ) -> NoReturn:
+    ) -> None:
+        """Serve until cancelled, or until :meth:`drain` has ended every call."""
         async with trio.open_nursery() as nursery:
-            server = await nursery.start(
-                trio_websocket.serve_websocket,
-                self._handle,
-                self.host,
-                self.port,
-                None,
+            await nursery.start(
+                partial(self._websockets.serve, self.host, self.port, reuse_port=self._reuse_port)
             )
-            self.port = server.port
-            logger.info("Twilio Media Streams server on ws://%s:%d", self.host, self.port)
+            self.port = self._websockets.port
+            logger.info("Twilio Media Streams server on %s", self.url)
             task_status.started(self)
-            await trio.sleep_forever()
-        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _handle(self, request: trio_websocket.WebSocketRequest) -> None:
-        try:
-            if not self._signature_ok(request):
-                self._refused += 1
-                logger.warning(
-                    "refused a Twilio stream from %s: bad or missing X-Twilio-Signature",
-                    request.remote,
-                )
-                await request.reject(403, body=b"invalid X-Twilio-Signature\n")
-                return
-            ws = await request.accept()
-        except (trio_websocket.ConnectionClosed, trio.BrokenResourceError, OSError):
-            return
-        await self._serve_call(ws)
+    async def drain(self, grace: float = 30.0) -> None:
+        """Stop accepting calls, let the calls in progress finish for up to ``grace`` seconds,
+        then end the rest as a hang-up from this side (each session closes as usual).
 
-    def _signature_ok(self, request: trio_websocket.WebSocketRequest) -> bool:
+        Returns once every call has ended; :meth:`run` then returns too. ``/healthz``
+        answers 503 from the start of the drain, so a load balancer stops sending calls.
+        """
+        if not self.draining:
+            self.draining = True
+            self._websockets.stop_accepting()
+            logger.info(
+                "draining: no new calls; %d in progress get up to %g s to finish",
+                len(self._channels),
+                grace,
+            )
+        with trio.move_on_after(grace):
+            while self._channels:
+                await self._changed.park()
+        if self._channels:
+            logger.info("drain: grace period over; ending %d calls", len(self._channels))
+        await self.hang_up_all()
+
+    async def hang_up_all(self) -> None:
+        """End every call now: close each stream (its session then closes as usual)."""
+        async with trio.open_nursery() as nursery:
+            for channel in list(self._channels):
+                nursery.start_soon(channel.aclose)
+        while self._channels:
+            await self._changed.park()
+        await trio.lowlevel.checkpoint()
+
+    def _gate(self, request: HttpRequest) -> tuple[int, str] | None:
+        """Answers plain HTTP (the health check) and refuses bad signatures before upgrading."""
+        if not request.upgrade:
+            if request.path.partition("?")[0] == HEALTH_PATH:
+                return (503, "draining\n") if self.draining else (200, "ok\n")
+            return None
+        if self.draining:
+            return 503, "draining: not taking new calls\n"
+        if not self._signature_ok(request):
+            self._refused += 1
+            logger.warning(
+                "refused a Twilio stream from %s: bad or missing X-Twilio-Signature",
+                request.remote,
+            )
+            return 403, "invalid X-Twilio-Signature\n"
+        return None
+
+    def _signature_ok(self, request: HttpRequest) -> bool:
         if self._auth_token is None:
             return True
-        signature = next(
-            (v for k, v in request.headers if k.lower() == b"x-twilio-signature"), None
-        )
+        signature = request.header("X-Twilio-Signature")
         url = f"{self.public_url}{request.path}"
         return validate_twilio_signature(self._auth_token, url, signature)
 
-    async def _serve_call(self, ws: trio_websocket.WebSocketConnection) -> None:
+    async def _serve_call(self, ws: ServerWebSocket) -> None:
         channel = TwilioChannel(ws, self.options)
         started_at = trio.current_time()
-        self._started += 1
+        self._channels.add(channel)
         error: BaseException | None = None
 
         def register(call: TwilioCall) -> None:
+            self._started += 1
             self.calls[call.stream_sid] = call
+            logger.info(
+                "call started: call_sid=%s stream_sid=%s from %s",
+                call.call_sid,
+                call.stream_sid,
+                ws.request.remote,
+                extra={
+                    "event": "call.started",
+                    "call_sid": call.call_sid,
+                    "stream_sid": call.stream_sid,
+                    "remote": ws.request.remote,
+                    "path": ws.request.path,
+                },
+            )
 
         try:
             await handle_twilio_call(
@@ -303,26 +387,105 @@ class TwilioServer:
             )
         except Exception as exc:  # one call's failure is that call's alone
             error = exc
-            logger.error("Twilio call %s failed: %r", channel.call_sid, exc, exc_info=exc)
         finally:
+            self._channels.discard(channel)
+            self._changed.unpark_all()
             if channel.stream_sid is not None:
                 self.calls.pop(channel.stream_sid, None)
-            if error is None:
-                self._completed += 1
-            else:
-                self._failed += 1
+            self._record(channel, ws, started_at, error)
+
+    def _record(
+        self,
+        channel: TwilioChannel,
+        ws: ServerWebSocket,
+        started_at: float,
+        error: BaseException | None,
+    ) -> None:
+        ended_at = trio.current_time()
+        if channel.start is None:
+            # A scanner, a health probe, a misconfigured <Stream>: not a call, one warning.
+            why = f"no start message within {self._start_timeout:g} s"
+            if channel.ended:
+                why = "the stream ended before its start message"
+            logger.warning(
+                "not a call: a stream from %s (%s): %s",
+                ws.request.remote,
+                ws.request.path,
+                why,
+                extra={"event": "stream.refused", "remote": ws.request.remote, "reason": why},
+            )
+            self._refused += 1
             self.history.append(
                 TwilioCallRecord(
-                    channel.call_sid,
-                    channel.stream_sid,
-                    channel.custom_parameters,
+                    None,
+                    None,
+                    {},
                     started_at,
-                    trio.current_time(),
-                    "failed" if error is not None else "completed",
+                    ended_at,
+                    "failed",
                     error,
                     channel.statistics(),
+                    f"not a call: {why}",
                 )
             )
+            return
+        code = channel.close_code
+        if error is None and code not in _NORMAL_CLOSE_CODES:
+            error = ConnectionLost(
+                f"the Twilio stream closed with code {code}"
+                + (f": {channel.close_reason}" if channel.close_reason else ""),
+                code=code,
+                reason=channel.close_reason,
+            )
+        if error is not None:
+            reason = f"{type(error).__name__}: {error}"
+        elif channel.end_reason == "stop":
+            reason = "stop"
+        elif code is None or channel.closed_here:
+            reason = "hung up by the bridge"
+        else:
+            detail = f" {channel.close_reason}" if channel.close_reason else ""
+            reason = f"closed by Twilio ({code}{detail})"
+        outcome: Literal["completed", "failed"] = "failed" if error is not None else "completed"
+        if error is None:
+            self._completed += 1
+        else:
+            self._failed += 1
+        record = TwilioCallRecord(
+            channel.call_sid,
+            channel.stream_sid,
+            channel.custom_parameters,
+            started_at,
+            ended_at,
+            outcome,
+            error,
+            channel.statistics(),
+            reason,
+        )
+        self.history.append(record)
+        log = logger.error if error is not None else logger.info
+        log(
+            "call ended: call_sid=%s stream_sid=%s duration=%.1fs outcome=%s reason=%s",
+            record.call_sid,
+            record.stream_sid,
+            record.duration,
+            outcome,
+            reason,
+            extra={
+                "event": "call.ended",
+                "call_sid": record.call_sid,
+                "stream_sid": record.stream_sid,
+                "duration_s": round(record.duration, 3),
+                "outcome": outcome,
+                "reason": reason,
+            },
+            # a bug in the application (not the network) gets its traceback
+            exc_info=error if _is_bug(error) else None,
+        )
+
+
+def _is_bug(error: BaseException | None) -> bool:
+    return error is not None and not isinstance(error, KernlTrioError | OSError | trio.TooSlowError)
 
 
 async def serve_twilio(
@@ -338,17 +501,23 @@ async def serve_twilio(
     options: TwilioOptions | None = None,
     start_timeout: float = 10.0,
     history: int = 1000,
+    reuse_port: bool = False,
+    idle_timeout: float = 30.0,
     task_status: trio.TaskStatus[TwilioServer] = trio.TASK_STATUS_IGNORED,
-) -> NoReturn:
+) -> None:
     """Serve Twilio Media Streams: ``server = await nursery.start(serve_twilio, agent, ...)``.
 
     ``model`` defaults to the agent's own (or OpenAI's). ``port=0`` binds a free port
-    (``server.port``). ``auth_token`` (with ``public_url``, e.g. ``wss://abc.ngrok.app``)
-    turns on X-Twilio-Signature checks. ``context_factory(start)`` builds each call's
-    :class:`~kernl_trio.Context` from Twilio's ``start`` (custom parameters, call SID).
-    ``on_call(call)`` runs beside each call's session. ``options`` configures every call's
-    channel (by default the model hears and speaks u-law: no transcoding). Runs until
-    cancelled.
+    (``server.port``); ``reuse_port`` lets other processes serve the same port
+    (``SO_REUSEPORT``, see ``kernl-trio twilio --workers``). ``auth_token`` (with
+    ``public_url``, e.g. ``wss://abc.ngrok.app``) turns on X-Twilio-Signature checks.
+    ``context_factory(start)`` builds each call's :class:`~kernl_trio.Context` from Twilio's
+    ``start`` (custom parameters, call SID). ``on_call(call)`` runs beside each call's
+    session. ``options`` configures every call's channel (by default the model hears and
+    speaks u-law: no transcoding). A stream that sends nothing for ``idle_timeout`` seconds
+    (Twilio sends media every 20 ms, silence included) is a peer that vanished: its call
+    ends. A plain ``GET /healthz`` answers ``ok``. Runs until cancelled, or until
+    ``server.drain()`` has ended every call.
     """
     server = TwilioServer(
         agent,
@@ -362,5 +531,7 @@ async def serve_twilio(
         options=options or TwilioOptions(),
         start_timeout=start_timeout,
         history=history,
+        reuse_port=reuse_port,
+        idle_timeout=idle_timeout,
     )
     await server.run(task_status=task_status)

@@ -23,7 +23,7 @@ import cattrs
 import orjson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from ..errors import FrameDecodeError
+from ...errors import FrameDecodeError
 
 __all__ = [
     "Clear",

@@ -1,0 +1,334 @@
+"""The phone bridge as a service: drain on SIGTERM/Ctrl-C, /healthz, per-call logs.
+
+The signal tests run ``python -m kernl_trio twilio`` as a subprocess and send it a real signal;
+the model server and the simulated Twilio caller run in the test's own trio run (real time).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+import orjson
+import pytest
+import trio
+import trio.testing
+
+from kernl_trio.channels.twilio import TwilioServer, serve_twilio
+from kernl_trio.cli._common import JsonFormatter
+from kernl_trio.cli.twilio import worker_line
+from kernl_trio.providers.openai import OpenAIRealtimeModel
+from kernl_trio.testing import AudioReply, Reply, ScriptedServer
+from kernl_trio.testing.twilio_peer import TwilioPeer
+
+from .test_twilio_server import (
+    AGENT,
+    RESPONSE_CREATE,
+    dial,
+    model_side,
+    start_model_server,
+    wait_until,
+)
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+ENV.pop("OPENAI_API_KEY", None)
+
+
+class Bridge:
+    """``kernl-trio twilio`` in a subprocess: its port, and its output so far."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self.out = ""
+        self.err = ""
+        self.port = 0
+
+    async def read(self, stream: trio.abc.ReceiveStream, name: str) -> None:
+        async for chunk in stream:
+            setattr(self, name, getattr(self, name) + chunk.decode())
+
+    async def wait_for(self, pattern: str) -> re.Match[str]:
+        with trio.fail_after(20):
+            while True:
+                found = re.search(pattern, self.out + self.err)
+                if found:
+                    return found
+                await trio.sleep(0.02)
+
+
+@asynccontextmanager
+async def bridge_process(model_url: str, *args: str) -> AsyncIterator[Bridge]:
+    argv = [
+        sys.executable,
+        "-m",
+        "kernl_trio",
+        "twilio",
+        "--agent",
+        "tests.test_twilio_server:AGENT",
+    ]
+    argv += ["--port", "0", "--model-url", model_url, *args]
+    process = await trio.lowlevel.open_process(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV
+    )
+    bridge = Bridge(process)
+    try:
+        async with trio.open_nursery() as nursery:
+            assert process.stdout is not None and process.stderr is not None
+            nursery.start_soon(bridge.read, process.stdout, "out")
+            nursery.start_soon(bridge.read, process.stderr, "err")
+            found = await bridge.wait_for(r"answering on ws://127\.0\.0\.1:(\d+)")
+            bridge.port = int(found.group(1))
+            yield bridge
+            with trio.fail_after(20):
+                await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+
+
+async def http_get(port: int, path: str) -> tuple[int, str]:
+    """The status and body of ``GET path``; ``(0, "")`` if the connection is refused."""
+    try:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+    except OSError:
+        return 0, ""
+    async with stream:
+        await stream.send_all(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        with trio.fail_after(5):
+            async for chunk in stream:
+                data += chunk
+    head, _, body = data.decode().partition("\r\n\r\n")
+    return int(head.split(" ")[1]), body
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_drains_calls_in_progress_then_exits_0(signum: signal.Signals) -> None:
+    async with trio.open_nursery() as nursery:
+        model_server = await start_model_server(nursery)
+        async with bridge_process(model_server.url, "--grace", "20") as bridge:
+            peer: TwilioPeer = await nursery.start(
+                TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio").run
+            )
+            conn = await model_side(model_server)
+            await bridge.wait_for("call started")
+            assert await http_get(bridge.port, "/healthz") == (200, "ok\n")
+            bridge.process.send_signal(signum)
+            await bridge.wait_for("draining")
+            # not listening any more (a health check fails); the call in progress goes on
+            assert (await http_get(bridge.port, "/healthz"))[0] in (503, 0)
+            with pytest.raises(OSError):
+                await trio.open_tcp_stream("127.0.0.1", bridge.port)
+            conn.start_response(RESPONSE_CREATE, Reply.of(AudioReply("still here", ms=200)))
+            await peer.wait_received("mark", count=3)
+            assert bridge.process.returncode is None
+            await peer.hang_up()
+        nursery.cancel_scope.cancel()
+    assert bridge.process.returncode == 0, bridge.err
+    assert "Traceback" not in bridge.err and "ExceptionGroup" not in bridge.err
+    assert re.search(r"call ended: call_sid=CA\w+ stream_sid=MZ\w+ duration=[\d.]+s", bridge.err)
+    assert "outcome=completed reason=stop" in bridge.err, bridge.err
+
+
+async def test_the_grace_period_ends_the_calls_left_cleanly() -> None:
+    async with trio.open_nursery() as nursery:
+        model_server = await start_model_server(nursery)
+        async with bridge_process(model_server.url, "--grace", "0.5") as bridge:
+            peer: TwilioPeer = await nursery.start(
+                TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio").run
+            )
+            await model_side(model_server)
+            await bridge.wait_for("call started")
+            bridge.process.send_signal(signal.SIGTERM)
+            with trio.fail_after(10):
+                await peer.closed.wait()  # the bridge hung up on the caller
+            conn = model_server.connections[0]
+            with trio.fail_after(10):
+                await conn.closed.wait()  # the session closed its model connection
+        nursery.cancel_scope.cancel()
+    assert bridge.process.returncode == 0, bridge.err
+    assert "outcome=completed reason=hung up by the bridge" in bridge.err
+    assert "Traceback" not in bridge.err
+
+
+# -- in-process: health check, logs ----------------------------------------------------------------
+async def start_bridge(nursery: trio.Nursery, model_server: ScriptedServer) -> TwilioServer:
+    model = OpenAIRealtimeModel(base_url=model_server.url)
+    server: TwilioServer = await nursery.start(partial(serve_twilio, AGENT, model=model))
+    return server
+
+
+async def test_healthz_and_other_plain_gets(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    model_server = await start_model_server(nursery)
+    bridge = await start_bridge(nursery, model_server)
+    assert await http_get(bridge.port, "/healthz") == (200, "ok\n")
+    assert await http_get(bridge.port, "/healthz?probe=1") == (200, "ok\n")
+    assert (await http_get(bridge.port, "/"))[0] == 400
+    assert (await http_get(bridge.port, "/twilio"))[0] == 400
+    nursery.start_soon(bridge.drain, 5.0)
+    await trio.sleep(0.1)
+    assert bridge.statistics().draining
+
+
+async def test_drain_waits_for_calls_then_returns(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    model_server = await start_model_server(nursery)
+    model = OpenAIRealtimeModel(base_url=model_server.url)
+    stopped = trio.Event()
+
+    async def run_bridge(task_status: trio.TaskStatus[TwilioServer]) -> None:
+        await serve_twilio(AGENT, model=model, task_status=task_status)
+        stopped.set()
+
+    bridge: TwilioServer = await nursery.start(run_bridge)
+    peer = await dial(nursery, bridge)
+    await model_side(model_server)
+    began = trio.current_time()
+    nursery.start_soon(bridge.drain, 30.0)
+    await trio.sleep(3)
+    assert not stopped.is_set() and bridge.statistics().active == 1
+    await peer.hang_up()
+    with trio.fail_after(5):
+        await stopped.wait()
+    assert trio.current_time() - began < 5
+    assert bridge.history[-1].outcome == "completed" and bridge.history[-1].reason == "stop"
+
+
+async def test_a_stream_without_start_is_one_warning(
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model_server = await start_model_server(nursery)
+    bridge = await start_bridge(nursery, model_server)
+    caplog.set_level(logging.INFO, "kernl_trio")
+    peer = await dial(nursery, bridge, send_start=False)
+    for _ in range(300):  # media before start: ignored, not "not keeping up"
+        peer.send_nowait({"event": "media", "media": {"payload": "/////w==", "track": "inbound"}})
+    await peer.disconnect()
+    await trio.sleep(1)
+    records = [r for r in caplog.records if r.name.startswith("kernl_trio.channels")]
+    assert [r.levelname for r in records] == ["WARNING"], [r.getMessage() for r in records]
+    assert "not a call" in records[0].getMessage() and records[0].exc_info is None
+    assert bridge.history[-1].statistics.media_before_start == 300
+    assert bridge.statistics().failed == 0 and bridge.statistics().refused == 1
+
+
+async def test_an_oversized_frame_is_logged_and_not_completed(
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model_server = await start_model_server(nursery)
+    bridge = await start_bridge(nursery, model_server)
+    caplog.set_level(logging.INFO, "kernl_trio")
+    peer = await dial(nursery, bridge)
+    await model_side(model_server)
+    peer.send_nowait("x" * (2**16 + 1))
+    with trio.fail_after(10):
+        await peer.closed.wait()
+    await wait_until(lambda: bool(bridge.history))
+    record = bridge.history[-1]
+    assert record.outcome == "failed" and "1009" in record.reason
+    ended = [r for r in caplog.records if r.getMessage().startswith("call ended")]
+    assert len(ended) == 1 and ended[0].levelname == "ERROR"
+    assert "1009" in ended[0].getMessage() and "exceeds limit" in ended[0].getMessage()
+    assert ended[0].exc_info is None
+
+
+def test_json_log_lines_carry_the_call_fields() -> None:
+    record = logging.makeLogRecord(
+        {
+            "name": "kernl_trio.channels.twilio",
+            "levelname": "INFO",
+            "msg": "call ended: %s",
+            "args": ("CA1",),
+            "call_sid": "CA1",
+            "outcome": "completed",
+            "duration_s": 1.5,
+        }
+    )
+    line = orjson.loads(JsonFormatter().format(record))
+    assert line["message"] == "call ended: CA1" and line["level"] == "INFO"
+    assert (line["call_sid"], line["outcome"], line["duration_s"]) == ("CA1", "completed", 1.5)
+    assert line["time"].endswith("+00:00")
+
+
+async def test_workers_share_the_port_and_drain_together() -> None:
+    async with trio.open_nursery() as nursery:
+        model_server = await start_model_server(nursery)
+        async with bridge_process(model_server.url, "--workers", "2") as bridge:
+            await bridge.wait_for(r"2 workers answering on ws://127\.0\.0\.1:\d+ \(SO_REUSEPORT\)")
+            peers = []
+            for _ in range(16):
+                peer: TwilioPeer = await nursery.start(
+                    TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio").run
+                )
+                peers.append(peer)
+            for index in range(16):
+                await model_side(model_server, index)
+            await bridge.wait_for(r"(?s)(call started.*){16}")
+            # the kernel spread the calls over both processes
+            assert re.search(r"\[worker 0\].*call started", bridge.err)
+            assert re.search(r"\[worker 1\].*call started", bridge.err)
+            bridge.process.send_signal(signal.SIGTERM)
+            await bridge.wait_for(r"(?s)(draining: no new calls.*){2}")
+            for peer in peers:
+                await peer.hang_up()
+        nursery.cancel_scope.cancel()
+    assert bridge.process.returncode == 0, bridge.err
+    assert bridge.err.count("outcome=completed reason=stop") == 16
+    assert "Traceback" not in bridge.err
+
+
+def test_worker_output_stays_parseable() -> None:
+    assert (
+        worker_line("kernl-trio twilio: answering", 1) == "[worker 1] kernl-trio twilio: answering"
+    )
+    relayed = orjson.loads(worker_line('{"level": "INFO", "message": "call ended"}', 0))
+    assert relayed == {"level": "INFO", "message": "call ended", "worker": 0}
+    assert worker_line("{not json", 2) == "[worker 2] {not json"
+
+
+async def test_a_caller_that_vanishes_without_closing_ends_after_the_idle_timeout(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    from websockets.client import ClientProtocol
+    from websockets.protocol import State
+    from websockets.uri import parse_uri
+
+    model_server = await start_model_server(nursery)
+    bridge = await start_bridge(nursery, model_server)
+    sid = "MZ" + "1" * 32
+    start = {
+        "event": "start",
+        "streamSid": sid,
+        "start": {"streamSid": sid, "callSid": "CA" + "1" * 32, "customParameters": {}},
+    }
+    # a caller on its own sans-I/O protocol: upgrade, start, then nothing at all
+    protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{bridge.port}/twilio"))
+    protocol.send_request(protocol.connect())
+    async with await trio.open_tcp_stream("127.0.0.1", bridge.port) as stream:
+        await stream.send_all(b"".join(protocol.data_to_send()))
+        while protocol.state is State.CONNECTING:
+            protocol.receive_data(await stream.receive_some())
+        protocol.send_text(orjson.dumps(start))
+        await stream.send_all(b"".join(protocol.data_to_send()))
+        began = trio.current_time()
+        await model_side(model_server)
+        await wait_until(lambda: bool(bridge.history))
+        assert trio.current_time() - began == pytest.approx(30, abs=1)
+    record = bridge.history[-1]
+    assert "nothing received for 30 s" in record.reason
+    assert model_server.connections[0].closed.is_set()
