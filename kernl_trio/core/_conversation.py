@@ -122,8 +122,12 @@ class Conversation:
     ) -> None:
         self._tools = dict(tools)
         self._answer_unknown = answer_unknown_tools
-        self.timeline = AssumedTimeline() if playback is None else None
-        self._playback: PlaybackView = playback or self.timeline  # type: ignore[assignment]
+        self.timeline: AssumedTimeline | None
+        self._playback: PlaybackView
+        if playback is None:
+            self.timeline = self._playback = AssumedTimeline()
+        else:
+            self.timeline, self._playback = None, playback
         self._plays_audio = plays_audio
         self.config = SessionConfig()
         self.session_id: str | None = None
@@ -133,7 +137,6 @@ class Conversation:
         self._turn_ids = 0
         self.turn: Turn | None = None  # the turn that new responses join
         self._last_turn: int | None = None  # the turn a new one plays after
-        self._open_turns: set[int] = set()  # started and not yet reported done
         self.active_response: str | None = None
         self._cancelled_responses: set[str] = set()
         self._cancel_next_response = False
@@ -256,7 +259,6 @@ class Conversation:
     # -- playback ----------------------------------------------------------------------------
     def turn_done(self, turn_id: int) -> list[Action]:
         """The driver's turn task ended: its audio was heard, flushed or cancelled."""
-        self._open_turns.discard(turn_id)
         if self.turn is not None and self.turn.id == turn_id:
             self.turn = None
         return []
@@ -375,7 +377,6 @@ class Conversation:
             turn = self.turn = Turn(self._turn_ids)
             actions.append(StartTurn(turn.id, self._last_turn))
             self._last_turn = turn.id
-            self._open_turns.add(turn.id)
         turn.add_response(event.response_id)
         actions.append(Publish(event))
         return actions
