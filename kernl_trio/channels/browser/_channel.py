@@ -107,8 +107,8 @@ class BrowserOptions:
     outbox_limit: int = attrs.field(default=256, validator=attrs.validators.ge(1))
     max_frame_bytes: int = attrs.field(default=16 * 1024, validator=attrs.validators.ge(2))
     max_text_bytes: int = attrs.field(default=8 * 1024, validator=attrs.validators.ge(64))
-    max_messages_per_second: float = 200.0
-    message_burst: float = 400.0
+    max_messages_per_second: float = 300.0
+    message_burst: float = 600.0
     max_audio_speed: float = 1.5
     audio_burst_ms: float = 3000.0
     max_malformed: int = 100

@@ -86,7 +86,7 @@ async function startAudio() {
     numberOfInputs: 0,
     numberOfOutputs: 1,
     outputChannelCount: [1],
-    processorOptions: { bufferSeconds: 30, reportMs: 20 },
+    processorOptions: { bufferSeconds: 30, reportMs: 10 },
   });
   player.port.onmessage = (event) => {
     const m = event.data;
