@@ -1,4 +1,4 @@
-"""The command line: ``kernl-trio demo``, ``kernl-trio serve`` and ``kernl-trio twilio``."""
+"""The command line: ``kernl-trio demo``, ``serve``, ``twilio`` and ``web``."""
 
 from __future__ import annotations
 
@@ -71,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
         help="serve phone calls from Twilio Media Streams (see kernl-trio twilio --help)",
         add_help=False,
     )
+    # -- kernl-trio web (the browser channel): the whole command is in its own module --------
+    commands.add_parser(
+        "web", help="talk to an agent from a web page (see kernl-trio web --help)", add_help=False
+    )
     return parser
 
 
@@ -111,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "twilio":
         return _twilio(args[1:])
+    if args and args[0] == "web":  # kernl-trio web: kernl_trio/channels/browser/cli.py
+        from .channels.browser.cli import main_web
+
+        return main_web(args[1:])
     options = _parser().parse_args(args)
     if options.command == "serve":
         return _serve(options.host, options.port, options.transcript)

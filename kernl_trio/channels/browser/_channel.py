@@ -220,8 +220,15 @@ class BrowserChannel:
     input_format: AudioFormat = PCM16_24K
     output_format: AudioFormat = PCM16_24K
 
-    def __init__(self, socket: BrowserSocket, options: BrowserOptions | None = None) -> None:
+    def __init__(
+        self,
+        socket: BrowserSocket,
+        options: BrowserOptions | None = None,
+        *,
+        close_socket: bool = True,
+    ) -> None:
         self._ws = socket
+        self._close_socket = close_socket
         self.options = options = options or BrowserOptions()
         self._mic_send, self._mic_receive = trio.open_memory_channel[ChannelInput](
             options.input_buffer
@@ -229,10 +236,12 @@ class BrowserChannel:
         self._subscribers: list[trio.MemorySendChannel[BrowserEvent]] = []
         self._ended = trio.Event()
         self._closed = False
+        self._writing = False  # the writer task runs
         self.close_code: int | None = None
         self.close_reason = ""
         self._outbox: collections.deque[_Out] = collections.deque()
         self._work = trio.lowlevel.ParkingLot()  # the writer waits here
+        self._flushed = trio.lowlevel.ParkingLot()  # aclose_with() waits here for the outbox
         self._progress = trio.lowlevel.ParkingLot()  # play() / wait_drained() wait here
         self._frame_bytes = max(2, round(options.frame_ms * _BYTES_PER_MS) // 2 * 2)
         self._item: str | None = None  # the item the page's audio frames now belong to
@@ -284,7 +293,7 @@ class BrowserChannel:
     def send_json(self, message: dict[str, Any]) -> None:
         """Queue a JSON message for the page (never waits; dropped and counted when more
         than ``outbox_limit`` display messages wait for the socket)."""
-        if self._ended.is_set() or self._closed:
+        if self._ended.is_set():
             return
         if sum(1 for out in self._outbox if out.display) >= self.options.outbox_limit:
             self._n.display_dropped += 1
@@ -305,29 +314,37 @@ class BrowserChannel:
             raise collapse(group) from None
 
     async def _read_loop(self) -> None:
-        code, reason = 1006, ""
         try:
             while True:
                 try:
                     message = await self._ws.receive()
                 except BrowserDisconnected as exc:
-                    code, reason = exc.code, exc.reason
+                    self._end(exc.code, exc.reason)
                     return
                 try:
                     self.receive_message(message)
                 except _PolicyViolation as exc:
-                    code, reason = exc.code, exc.reason
                     logger.warning("browser tab: closing the socket: %s", exc.reason)
-                    with trio.move_on_after(2):
+                    with trio.move_on_after(2), contextlib.suppress(BrowserDisconnected):
                         await self._ws.close(exc.code, exc.reason)
+                    self._end(exc.code, exc.reason)
                     return
         finally:
-            self._end(code, reason)
+            self._mic_send.close()  # cancelled: no more input, the socket may stay open
 
     async def _write_loop(self) -> None:
+        self._writing = True
+        try:
+            await self._write()
+        finally:
+            self._writing = False
+            self._flushed.unpark_all()
+
+    async def _write(self) -> None:
         outbox = self._outbox
         while True:
             if not outbox:
+                self._flushed.unpark_all()
                 await self._work.park()
                 continue
             out = outbox.popleft()
@@ -549,17 +566,30 @@ class BrowserChannel:
                 return
 
     async def aclose(self) -> None:
-        """Stop accepting audio and close the tab's socket."""
+        """The session is over: stop accepting audio and close the tab's socket (unless the
+        channel was made with ``close_socket=False``: then whoever runs the tab closes it)."""
         self._closed = True
         self._mic_send.close()
         self._progress.unpark_all()
-        await self.aclose_with(CLOSE_NORMAL, "session ended")
+        if self._close_socket:
+            await self.aclose_with(CLOSE_NORMAL, "session ended")
+        else:
+            await trio.lowlevel.checkpoint()
 
     async def aclose_with(self, code: int, reason: str) -> None:
-        """Close the tab's socket with ``code`` (e.g. 1001 when the server shuts down); the
-        channel has ended when this returns."""
+        """Close the tab's socket with ``code`` (e.g. 1001 when the server shuts down), after
+        the messages already queued for the page (not its audio) have gone, for at most a
+        second; the channel has ended when this returns."""
         if not self._ended.is_set():
-            with trio.move_on_after(2):
+            kept = [out for out in self._outbox if not out.audio]
+            self._outbox.clear()
+            self._outbox.extend(kept)
+            with trio.move_on_after(1):
+                while self._outbox and self._writing and not self._ended.is_set():
+                    await self._flushed.park()
+            with trio.move_on_after(2), contextlib.suppress(BrowserDisconnected):
+                while self._outbox and not self._writing:  # no writer: send them here
+                    await self._ws.send(self._outbox.popleft().message)
                 await self._ws.close(code, reason)
             self._end(code, reason)
         await trio.lowlevel.checkpoint()

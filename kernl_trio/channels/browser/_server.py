@@ -258,7 +258,9 @@ class BrowserServer:
         config.errorlog = logging.getLogger("kernl_trio.channels.browser.http")
         config.include_server_header = False
         config.graceful_timeout = 2.0
-        config.websocket_max_message_size = max(
+        # hypercorn drops frames past twice the channel's limits itself (with 1009); the
+        # channel checks its own limits first, and records them
+        config.websocket_max_message_size = 2 * max(
             self.options.max_frame_bytes, self.options.max_text_bytes
         )
         if self._certfile:
@@ -396,7 +398,7 @@ class BrowserServer:
         query.pop("token", None)
         tab = BrowserTab(
             id=f"tab_{next(self._ids):04d}",
-            channel=BrowserChannel(_AsgiSocket(receive, send), self.options),
+            channel=BrowserChannel(_AsgiSocket(receive, send), self.options, close_socket=False),
             client=_client(scope),
             origin=headers.get("origin"),
             query=query,
@@ -423,31 +425,37 @@ class BrowserServer:
         except Exception as exc:  # one tab's failure is that tab's alone
             error = exc
             logger.error("browser tab %s failed: %r", tab.id, exc, exc_info=exc)
-            with trio.move_on_after(2) as cleanup:
-                cleanup.shield = True
-                tab.channel.send_json({"type": "error", "message": f"session failed: {exc}"})
-                await tab.channel.aclose_with(1011, "session failed")
-        finally:
-            self.tabs.pop(tab.id, None)
-            if not self.tabs:
-                self._idle.set()
-            if error is None:
-                self._completed += 1
-            else:
-                self._failed += 1
-            self.history.append(
-                BrowserTabRecord(
-                    tab.id,
-                    tab.session.id if tab.session is not None else None,
-                    tab.client,
-                    tab.started_at,
-                    trio.current_time(),
-                    "failed" if error is not None else "completed",
-                    error,
-                    tab.channel.close_code,
-                    tab.channel.statistics(),
-                )
+        with trio.CancelScope(shield=True):
+            try:
+                if error is not None:
+                    tab.channel.send_json({"type": "error", "message": f"session failed: {error}"})
+                    await tab.channel.aclose_with(1011, "session failed")
+                else:
+                    await tab.channel.aclose_with(1000, "session ended")
+            finally:
+                self._record(tab, error)
+
+    def _record(self, tab: BrowserTab, error: BaseException | None) -> None:
+        self.tabs.pop(tab.id, None)
+        if not self.tabs:
+            self._idle.set()
+        if error is None:
+            self._completed += 1
+        else:
+            self._failed += 1
+        self.history.append(
+            BrowserTabRecord(
+                tab.id,
+                tab.session.id if tab.session is not None else None,
+                tab.client,
+                tab.started_at,
+                trio.current_time(),
+                "failed" if error is not None else "completed",
+                error,
+                tab.channel.close_code,
+                tab.channel.statistics(),
             )
+        )
 
 
 async def handle_browser_tab(

@@ -131,7 +131,10 @@ function openSocket() {
       setStatus("idle", "disconnected");
       return;
     }
-    if (event.code === 1008 || event.code >= 4000 || state.retries >= MAX_RETRIES) {
+    // 1000: the server ended the session; 1008/1009: this page broke a limit. Anything
+    // else (a dropped connection, a server restart) is worth a few more tries.
+    const final = event.code === 1000 || event.code === 1008 || event.code === 1009;
+    if (final || event.code >= 4000 || state.retries >= MAX_RETRIES) {
       wanted = false;
       stopAudio();
       setStatus("error", event.reason || `closed (${event.code})`);
