@@ -9,9 +9,15 @@ flow in a real Chromium is tests/test_browser_chromium.py.
 from __future__ import annotations
 
 import math
+import os
+import re
+import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -388,3 +394,33 @@ def test_web_command_refuses_a_remote_model_without_a_key(
     with pytest.raises(SystemExit) as exited:
         main_web(["--port", "not-a-port"])
     assert exited.value.code == 2
+
+
+def test_web_command_serves_the_page_and_stops_on_sigint(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("OPENAI_API_KEY", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kernl_trio", "web", "--port", "0", "--token", "t0k"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.search(r"open (http://127\.0\.0\.1:(\d+)/\?token=t0k)", line)
+        assert match, line
+        status, _, body = fetch(match[1])
+        assert status == 200
+        assert b"kernl_trio voice" in body
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()

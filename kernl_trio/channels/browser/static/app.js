@@ -50,8 +50,7 @@ function notice(text) {
 function socketUrl() {
   const url = new URL("ws", location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-  url.search = "";
-  if (params.get("token")) url.searchParams.set("token", params.get("token"));
+  url.search = params.toString(); // the token, and anything the server's context wants
   return url.toString();
 }
 
