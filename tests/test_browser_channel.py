@@ -30,10 +30,13 @@ from kernl_trio.channels.browser import (
     BrowserMalformed,
     BrowserOptions,
     BrowserServer,
+    display_message,
     serve_browser,
 )
 from kernl_trio.channels.browser.cli import main_web, web_parser
+from kernl_trio.protocol import ToolCall, ToolCancelled, TranscriptOutput
 from kernl_trio.providers.openai import OpenAIRealtimeModel
+from kernl_trio.session import ToolOutput
 from kernl_trio.testing import AudioReply, Reply, ScriptedServer
 from kernl_trio.testing.server import ServerConnection
 
@@ -424,3 +427,45 @@ def test_web_command_serves_the_page_and_stops_on_sigint(tmp_path: Path) -> None
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+async def test_the_interrupt_button_interrupts_the_agent(nursery: trio.Nursery) -> None:
+    server, model_server = await start(nursery)
+    page = await open_page(nursery, server)
+    await page.wait_for("ready")
+    conn: ServerConnection = await model_server.connection()
+    await conn.expect("session.update")
+    conn.start_response(RESPONSE_CREATE, Reply.of(AudioReply("A long answer.", ms=3000)))
+    await page.wait_audio(None, 100)
+    assert page.item is not None
+    await page.played(page.item, 40)
+    await page.ws.send_message('{"type": "interrupt"}')
+    await conn.expect("response.cancel")
+    truncate = await conn.expect("conversation.item.truncate")
+    assert truncate["audio_end_ms"] == 40
+    assert (await page.wait_for("interrupted"))["source"] == "channel"
+    await page.wait_for("clear")
+
+
+def test_the_page_is_shown_tool_calls_starting_finishing_and_cancelled() -> None:
+    started = display_message(ToolCall("call_1", "get_weather", '{"city": "Paris"}'))
+    finished = display_message(ToolOutput("call_1", "get_weather", "{}"))
+    failed = display_message(ToolOutput("call_2", "get_weather", "{}", error=True))
+    cancelled = display_message(ToolCancelled("call_3", "get_weather"))
+    assert started == {
+        "type": "tool",
+        "state": "running",
+        "call_id": "call_1",
+        "name": "get_weather",
+        "arguments": '{"city": "Paris"}',
+    }
+    assert finished is not None and finished["state"] == "done"
+    assert failed is not None and failed["state"] == "error"
+    assert cancelled is not None and cancelled["state"] == "cancelled"
+    assert display_message(TranscriptOutput("resp_1", "item_1", "Hi.")) == {
+        "type": "transcript",
+        "role": "assistant",
+        "item_id": "item_1",
+        "text": "Hi.",
+        "final": True,
+    }

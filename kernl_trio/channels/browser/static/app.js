@@ -125,6 +125,7 @@ function openSocket() {
     state.closes.push({ code: event.code, reason: event.reason });
     if (socket !== ws) return;
     ws = null;
+    currentItem = null;
     if (player) player.port.postMessage({ type: "flush" });
     if (!wanted) {
       setStatus("idle", "disconnected");
@@ -197,6 +198,7 @@ function onMessage(m) {
       currentItem = m.item_id;
       break;
     case "clear":
+      currentItem = null; // the next audio comes after a new "item"
       if (player) player.port.postMessage({ type: "flush" });
       break;
     case "transcript": {
