@@ -345,16 +345,25 @@ async def test_malformed_messages_are_reported_and_the_tab_goes_on(
 
 
 @pytest.mark.parametrize(
-    ("flood", "code"),
+    ("flood", "code", "reason"),
     [
-        ("big_text", 1009),
-        ("big_audio", 1009),
-        ("messages", 1008),
-        ("audio", 1008),
+        ("big_text", 1009, "text message too big"),
+        ("big_audio", 1009, "audio frame too big"),
+        ("messages", 1008, "too many messages"),
+        ("audio", 1008, "microphone audio faster than real time"),
     ],
 )
-async def test_limits_close_the_socket(nursery: trio.Nursery, flood: str, code: int) -> None:
-    options = BrowserOptions(max_frame_bytes=4800, max_text_bytes=1024)
+async def test_limits_close_the_socket(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture, flood: str, code: int, reason: str
+) -> None:
+    # small buckets, so that even a slow machine sends faster than they allow
+    options = BrowserOptions(
+        max_frame_bytes=4800,
+        max_text_bytes=1024,
+        max_messages_per_second=50,
+        message_burst=100,
+        audio_burst_ms=500,
+    )
     server, model_server = await start(nursery, options=options)
     page = await open_page(nursery, server)
     await page.wait_for("ready")
@@ -367,9 +376,9 @@ async def test_limits_close_the_socket(nursery: trio.Nursery, flood: str, code: 
                 await page.ws.send_message(b"\x00" * 4802)
             elif flood == "messages":
                 for _ in range(1000):
-                    await page.ws.send_message('{"type": "commit"}')
-            else:  # 20 s of microphone audio at once
-                for _ in range(200):
+                    await page.ws.send_message('{"type": "played", "item_id": "x", "ms": 1}')
+            else:  # 6 s of microphone audio at once
+                for _ in range(60):
                     await page.ws.send_message(b"\x00" * 4800)
         except trio_websocket.ConnectionClosed:
             pass
@@ -379,6 +388,7 @@ async def test_limits_close_the_socket(nursery: trio.Nursery, flood: str, code: 
     assert page.closed.code == code
     (record,) = server.history
     assert record.close_code == code
+    assert f"closing the socket: {reason}" in caplog.text
 
 
 # -- the command --------------------------------------------------------------------------------

@@ -237,6 +237,7 @@ class BrowserChannel:
         self._ended = trio.Event()
         self._closed = False
         self._writing = False  # the writer task runs
+        self._nursery: trio.Nursery | None = None
         self.close_code: int | None = None
         self.close_reason = ""
         self._outbox: collections.deque[_Out] = collections.deque()
@@ -306,6 +307,7 @@ class BrowserChannel:
         """Read and write the socket until it closes (or a limit closes it)."""
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._write_loop)
                 task_status.started()
                 await self._read_loop()
@@ -322,7 +324,7 @@ class BrowserChannel:
                     self._end(exc.code, exc.reason)
                     return
                 try:
-                    self.receive_message(message)
+                    self._receive(message)
                 except _PolicyViolation as exc:
                     logger.warning("browser tab: closing the socket: %s", exc.reason)
                     with trio.move_on_after(2), contextlib.suppress(BrowserDisconnected):
@@ -355,7 +357,7 @@ class BrowserChannel:
                 return
 
     # -- inbound ---------------------------------------------------------------------------------
-    def receive_message(self, message: str | bytes) -> None:
+    def _receive(self, message: str | bytes) -> None:
         """Handle one message from the page (synchronously). Raises ``_PolicyViolation``
         when it breaks a limit (the reader then closes the socket)."""
         if not self._messages.take(1):
@@ -375,10 +377,8 @@ class BrowserChannel:
             self._on_played(data)
         elif kind == "cleared":
             self._on_cleared(data)
-        elif kind == "interrupt":
-            self._send_input(ChannelInterrupt())
-        elif kind == "commit":
-            self._send_input(ChannelCommit())
+        elif kind in ("interrupt", "commit"):
+            self._send_signal(ChannelInterrupt() if kind == "interrupt" else ChannelCommit())
         else:
             self._malformed(f"unknown message type {kind!r}")
 
@@ -405,11 +405,19 @@ class BrowserChannel:
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
 
-    def _send_input(self, item: ChannelInput) -> None:
-        with contextlib.suppress(
-            trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError
-        ):
+    def _send_signal(self, item: ChannelInterrupt | ChannelCommit) -> None:
+        """An interrupt or a commit is never dropped: with the input full, a task waits."""
+        try:
             self._mic_send.send_nowait(item)
+        except trio.WouldBlock:
+            if self._nursery is not None:
+                self._nursery.start_soon(self._send_later, item)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    async def _send_later(self, item: ChannelInterrupt | ChannelCommit) -> None:
+        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
+            await self._mic_send.send(item)
 
     @staticmethod
     def _position(value: object) -> float | None:
