@@ -275,6 +275,7 @@ async def test_closing_the_socket_ends_the_session(nursery: trio.Nursery) -> Non
     page = await open_page(nursery, server)
     await page.wait_for("ready")
     conn = await model_server.connection()
+    await page.ws.send_message('{"type": "bye"}')  # the page's pagehide handler says it
     await page.close(1001, "page closed")
     with trio.fail_after(2):
         await conn.closed.wait()
@@ -284,6 +285,45 @@ async def test_closing_the_socket_ends_the_session(nursery: trio.Nursery) -> Non
     assert record.outcome == "completed"
     assert record.session_id is not None
     assert server.statistics().completed == 1
+
+
+async def test_a_dropped_socket_resumes_the_same_session(nursery: trio.Nursery) -> None:
+    server, model_server = await start(nursery, options=BrowserOptions(resume_grace=1.5))
+    page = await open_page(nursery, server)
+    ready = await page.wait_for("ready")
+    assert ready["resumed"] is False
+    conn = await model_server.connection()
+    await conn.expect("session.update")
+    (tab,) = server.tabs.values()
+    await page.close(3000, "network gone")  # no bye: the tab waits for the page
+    with trio.fail_after(2):
+        while not tab.channel.detached:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+    conn.start_response(RESPONSE_CREATE, Reply.of(AudioReply("Said to nobody.", ms=500)))
+    await trio.sleep(0.1)
+    # a wrong key does not resume: it starts a session of its own
+    stranger = await open_page(nursery, server, query=f"?resume={tab.id}.wrong")
+    assert (await stranger.wait_for("ready"))["session_id"] != ready["session_id"]
+    again = await open_page(nursery, server, query=f"?resume={ready['resume']}")
+    resumed = await again.wait_for("ready")
+    assert resumed["resumed"] is True
+    assert resumed["session_id"] == ready["session_id"]
+    assert server.tabs[tab.id] is tab
+    assert tab.channel.statistics().resumes == 1
+    assert len(model_server.connections) == 2  # this tab's and the stranger's
+    assert not conn.closed.is_set()
+    # audio spoken while no page was there was not heard, and the new page plays on
+    conn.start_response(RESPONSE_CREATE, Reply.of(AudioReply("Welcome back.", ms=300)))
+    await again.wait_audio(None, 300)
+    assert again.item is not None
+    assert tab.channel.played_ms(again.item) == 0
+    # a tab that is not resumed in time ends
+    await again.close(3000, "gone again")
+    with trio.fail_after(10):
+        await conn.closed.wait()
+        while tab.id in server.tabs:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+    assert server.history[-1].id == tab.id
 
 
 async def test_shutdown_closes_tabs_going_away(nursery: trio.Nursery) -> None:

@@ -247,9 +247,10 @@ async def test_conversation_in_chromium(chromium: Any, nursery: trio.Nursery, tm
     if SCREENSHOT:
         await _in_thread(driver.save_screenshot, SCREENSHOT)
 
-    # The server restarts the socket (1012): the page reconnects by itself, a new session.
+    # The connection drops (no close from the page's side): the page reconnects by itself
+    # and resumes the same session on the same model connection.
     first_session = page["sessionId"]
-    await tab.channel.aclose_with(1012, "service restart")
+    await _in_thread(driver.execute_script, "window.kernlDropSocket()")
     await _until(
         "the page to reconnect",
         lambda: (
@@ -258,18 +259,19 @@ async def test_conversation_in_chromium(chromium: Any, nursery: trio.Nursery, tm
         ),
     )
     page = await _in_thread(driver.execute_script, state)
-    assert page["sessionId"] != first_session
-    await _eventually("the new tab", lambda: len(server.tabs) == 1 and len(server.history) == 1)
-    (second,) = server.tabs.values()
-    assert second is not tab
+    assert page["sessions"] == [first_session, first_session]
+    assert server.tabs == {tab.id: tab}
+    assert tab.channel.statistics().resumes == 1
+    assert not connection.closed.is_set()
 
-    # Closing the tab ends its session: the model connection closes, nothing is left running.
+    # Closing the tab ends its session at once (the page says bye): the model connection
+    # closes, nothing is left running.
     await _in_thread(driver.close)
     await _eventually("the tab to end", lambda: not server.tabs)
     with trio.fail_after(5):
-        await (await model_server.connection(1)).closed.wait()
-    assert connection.closed.is_set()
-    assert [r.outcome for r in server.history] == ["completed", "completed"]
+        await connection.closed.wait()
+    assert [r.outcome for r in server.history] == ["completed"]
+    assert len(model_server.connections) == 1
     assert server.history[-1].statistics.malformed == 0
     assert server.statistics().active == 0
     await _eventually("the tab's tasks to end", lambda: not _kernl_tasks() - before)

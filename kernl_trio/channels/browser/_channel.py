@@ -98,6 +98,8 @@ class BrowserOptions:
     ``max_messages_per_second`` (burst ``message_burst``) and ``max_audio_speed`` (inbound
     audio ms per ms of time, burst ``audio_burst_ms``): beyond them the socket is closed with
     1008. ``max_malformed``: malformed messages tolerated before closing with 1008.
+    ``resume_grace``: seconds a tab whose socket dropped (no ``bye`` from the page) waits
+    for the page to reconnect and resume the same session (0: end at once).
     """
 
     frame_ms: int = attrs.field(default=20, validator=attrs.validators.ge(1))
@@ -112,6 +114,7 @@ class BrowserOptions:
     max_audio_speed: float = 1.5
     audio_burst_ms: float = 3000.0
     max_malformed: int = 100
+    resume_grace: float = 10.0
 
 
 @attrs.frozen
@@ -165,6 +168,7 @@ class BrowserChannelStatistics:
     malformed: int
     pacing_timeouts: int
     drain_timeouts: int
+    resumes: int
     outbox: int
 
 
@@ -180,6 +184,7 @@ class _Counters:
     malformed: int = 0
     pacing_timeouts: int = 0
     drain_timeouts: int = 0
+    resumes: int = 0
 
 
 @attrs.define(eq=False, slots=True)
@@ -237,6 +242,10 @@ class BrowserChannel:
         self._ended = trio.Event()
         self._closed = False
         self._writing = False  # the writer task runs
+        self._bye = False  # the page said it is going away: do not wait for a resume
+        self._detached = False
+        self._attached = trio.Event()
+        self._socket_done = trio.Event()
         self._nursery: trio.Nursery | None = None
         self.close_code: int | None = None
         self.close_reason = ""
@@ -304,57 +313,126 @@ class BrowserChannel:
 
     # -- the tasks -------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Read and write the socket until it closes (or a limit closes it)."""
+        """Read and write the socket until the tab is gone.
+
+        A socket that drops without the page's ``bye`` (and without a close code 1000/1001)
+        leaves the tab *detached* for ``resume_grace`` seconds: the agent's audio is discarded
+        (nothing plays), display messages wait, and :meth:`attach` resumes on a new socket.
+        """
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._write_loop)
                 task_status.started()
-                await self._read_loop()
+                while True:
+                    code, reason = await self._serve_socket()
+                    if self._ended.is_set():
+                        break
+                    if (
+                        self._bye
+                        or self._closed
+                        or code in (CLOSE_NORMAL, CLOSE_GOING_AWAY)
+                        or self.options.resume_grace <= 0
+                    ):
+                        self._end(code, reason)
+                        break
+                    self._detach()
+                    with trio.move_on_after(self.options.resume_grace):
+                        await self._attached.wait()
+                    if self._ended.is_set():
+                        break
+                    if self._detached:
+                        logger.info("browser tab: not resumed in time; ending its session")
+                        self._end(code, reason)
+                        break
                 nursery.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             raise collapse(group) from None
-
-    async def _read_loop(self) -> None:
-        try:
-            while True:
-                try:
-                    message = await self._ws.receive()
-                except BrowserDisconnected as exc:
-                    self._end(exc.code, exc.reason)
-                    return
-                try:
-                    self._receive(message)
-                except _PolicyViolation as exc:
-                    logger.warning("browser tab: closing the socket: %s", exc.reason)
-                    with trio.move_on_after(2), contextlib.suppress(BrowserDisconnected):
-                        await self._ws.close(exc.code, exc.reason)
-                    self._end(exc.code, exc.reason)
-                    return
         finally:
-            self._mic_send.close()  # cancelled: no more input, the socket may stay open
+            self._mic_send.close()  # cancelled: no more input (the socket may stay open)
 
-    async def _write_loop(self) -> None:
+    async def _serve_socket(self) -> tuple[int, str]:
+        """Run the reader and the writer on the current socket until it closes."""
+        ws = self._ws
+        result = (1006, "")
+        try:
+            async with trio.open_nursery() as inner:
+                inner.start_soon(self._write_loop, ws, inner.cancel_scope)
+                result = await self._read_loop(ws)
+                inner.cancel_scope.cancel()
+        finally:
+            self._socket_done.set()
+        return result
+
+    async def _read_loop(self, ws: BrowserSocket) -> tuple[int, str]:
+        while True:
+            try:
+                message = await ws.receive()
+            except BrowserDisconnected as exc:
+                return exc.code, exc.reason
+            try:
+                self._receive(message)
+            except _PolicyViolation as exc:
+                logger.warning("browser tab: closing the socket: %s", exc.reason)
+                with trio.move_on_after(2), contextlib.suppress(BrowserDisconnected):
+                    await ws.close(exc.code, exc.reason)
+                self._end(exc.code, exc.reason)
+                return exc.code, exc.reason
+
+    async def _write_loop(self, ws: BrowserSocket, scope: trio.CancelScope) -> None:
         self._writing = True
         try:
-            await self._write()
+            outbox = self._outbox
+            while True:
+                if not outbox:
+                    self._flushed.unpark_all()
+                    await self._work.park()
+                    continue
+                out = outbox.popleft()
+                try:
+                    await ws.send(out.message)
+                except BrowserDisconnected:
+                    scope.cancel()  # the reader learns how it closed, or the socket is gone
+                    return
         finally:
             self._writing = False
             self._flushed.unpark_all()
 
-    async def _write(self) -> None:
-        outbox = self._outbox
-        while True:
-            if not outbox:
-                self._flushed.unpark_all()
-                await self._work.park()
-                continue
-            out = outbox.popleft()
-            try:
-                await self._ws.send(out.message)
-            except BrowserDisconnected as exc:
-                self._end(exc.code, exc.reason)
-                return
+    # -- resuming ------------------------------------------------------------------------------
+    @property
+    def detached(self) -> bool:
+        """The socket dropped and the tab waits (``resume_grace`` s) for :meth:`attach`."""
+        return self._detached and not self._ended.is_set()
+
+    def _detach(self) -> None:
+        self._detached = True
+        self._attached = trio.Event()
+        # What was sent and not played is lost with the socket; queued audio is dropped.
+        kept = [out for out in self._outbox if not out.audio]
+        self._outbox.clear()
+        self._outbox.extend(kept)
+        self._item = None
+        self._carry = b""
+        self._pending.clear()
+        self._playback_end = trio.current_time()
+        self._progress.unpark_all()
+
+    def attach(
+        self, socket: BrowserSocket, greeting: dict[str, Any] | None = None
+    ) -> trio.Event | None:
+        """Resume a detached tab on ``socket`` (``greeting`` is sent first). Returns an event
+        set once the channel is done with that socket, or ``None`` if the tab cannot resume
+        (not detached, or already gone)."""
+        if not self.detached:
+            return None
+        self._ws = socket
+        self._detached = False
+        self._bye = False
+        self._socket_done = trio.Event()
+        if greeting is not None:
+            self._outbox.appendleft(_Out(orjson.dumps(greeting).decode(), display=True))
+        self._n.resumes += 1
+        self._attached.set()
+        return self._socket_done
 
     # -- inbound ---------------------------------------------------------------------------------
     def _receive(self, message: str | bytes) -> None:
@@ -377,6 +455,8 @@ class BrowserChannel:
             self._on_played(data)
         elif kind == "cleared":
             self._on_cleared(data)
+        elif kind == "bye":
+            self._bye = True
         elif kind in ("interrupt", "commit"):
             self._send_signal(ChannelInterrupt() if kind == "interrupt" else ChannelCommit())
         else:
@@ -477,6 +557,8 @@ class BrowserChannel:
             return
         self.close_code, self.close_reason = code, reason
         self._ended.set()
+        self._attached.set()
+        self._socket_done.set()
         self._mic_send.close()
         self._outbox.clear()
         self._work.unpark_all()
@@ -497,11 +579,13 @@ class BrowserChannel:
         if self._closed:
             raise trio.ClosedResourceError("the channel is closed")
         await trio.lowlevel.checkpoint()
-        if self._ended.is_set():
-            return  # the tab is gone: nothing will ever play
+        if self._ended.is_set() or self._detached:
+            return  # no page to play it: nothing of it will be heard
         self.queue_audio(audio, item_id)
         options = self.options
-        while self.ahead_ms() > options.max_ahead_ms and not self._ended.is_set():
+        while self.ahead_ms() > options.max_ahead_ms and not (
+            self._ended.is_set() or self._detached
+        ):
             with trio.move_on_at(self._playback_end + options.drain_grace) as waited:
                 await self._progress.park()
             if waited.cancelled_caught:
@@ -562,7 +646,7 @@ class BrowserChannel:
         or the tab is gone); past the estimated end of playback plus ``drain_grace`` it
         stops waiting and counts a drain timeout."""
         await trio.lowlevel.checkpoint()
-        while self._pending and not self._ended.is_set():
+        while self._pending and not (self._ended.is_set() or self._detached):
             with trio.move_on_at(self._playback_end + self.options.drain_grace) as waited:
                 await self._progress.park()
             if waited.cancelled_caught:

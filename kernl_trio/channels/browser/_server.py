@@ -22,6 +22,7 @@ import inspect
 import itertools
 import logging
 import mimetypes
+import secrets
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -66,6 +67,7 @@ __all__ = [
     "BrowserTabRecord",
     "display_message",
     "handle_browser_tab",
+    "ready_message",
     "serve_browser",
     "static_files",
 ]
@@ -157,6 +159,7 @@ class BrowserTab:
     query: dict[str, str]
     headers: dict[str, str]
     started_at: float
+    resume_key: str = attrs.field(default="", repr=False)
     session: RealtimeSession | None = None
 
 
@@ -392,20 +395,44 @@ class BrowserServer:
             else:
                 await send({"type": "websocket.close", "code": 1008})
             return
-        await send({"type": "websocket.accept"})
         headers = _headers(scope)
         query = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         query.pop("token", None)
+        resuming = self._resumable(query.pop("resume", ""))
+        await send({"type": "websocket.accept"})
+        socket = _AsgiSocket(receive, send)
+        if resuming is not None:
+            greeting = self._ready(resuming, resumed=True)
+            done = resuming.channel.attach(socket, greeting)
+            if done is not None:
+                logger.info("browser tab %s resumed on a new socket", resuming.id)
+                await done.wait()
+                return
+            # gone meanwhile: this socket gets a session of its own
         tab = BrowserTab(
             id=f"tab_{next(self._ids):04d}",
-            channel=BrowserChannel(_AsgiSocket(receive, send), self.options, close_socket=False),
+            channel=BrowserChannel(socket, self.options, close_socket=False),
             client=_client(scope),
             origin=headers.get("origin"),
             query=query,
             headers={k: v for k, v in headers.items() if k not in ("cookie", "authorization")},
             started_at=trio.current_time(),
+            resume_key=secrets.token_urlsafe(18),
         )
         await self._serve_tab(tab)
+
+    def _resumable(self, resume: str) -> BrowserTab | None:
+        """The detached tab that ``resume`` (``"<tab id>.<key>"``) names, if the key is its."""
+        tab_id, _, key = resume.partition(".")
+        tab = self.tabs.get(tab_id)
+        if tab is None or not tab.channel.detached:
+            return None
+        if not hmac.compare_digest(key.encode(), tab.resume_key.encode()):
+            return None
+        return tab
+
+    def _ready(self, tab: BrowserTab, *, resumed: bool) -> dict[str, Any]:
+        return ready_message(tab, self.agent, self.notice, resumed=resumed)
 
     async def _serve_tab(self, tab: BrowserTab) -> None:
         self._started += 1
@@ -485,15 +512,7 @@ async def handle_browser_tab(
                 nursery.start_soon(_forward, session.events(buffer=1024), channel)
                 if session_config is not None:
                     await session.update_config(session_config)
-                channel.send_json(
-                    {
-                        "type": "ready",
-                        "session_id": session.id,
-                        "tab": tab.id,
-                        "agent": agent.name or agent.id,
-                        "notice": notice,
-                    }
-                )
+                channel.send_json(ready_message(tab, agent, notice))
                 async with trio.open_nursery() as hooks:
                     if on_tab is not None:
                         hooks.start_soon(on_tab, tab)
@@ -502,6 +521,21 @@ async def handle_browser_tab(
             nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         raise collapse(group) from None
+
+
+def ready_message(
+    tab: BrowserTab, agent: RealtimeAgent, notice: str | None, *, resumed: bool = False
+) -> dict[str, Any]:
+    """The page's ``ready``: the session, the tab, and the key to resume it after a drop."""
+    return {
+        "type": "ready",
+        "session_id": tab.session.id if tab.session is not None else None,
+        "tab": tab.id,
+        "resume": f"{tab.id}.{tab.resume_key}",
+        "resumed": resumed,
+        "agent": agent.name or agent.id,
+        "notice": notice,
+    }
 
 
 async def _forward(

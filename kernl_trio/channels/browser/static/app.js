@@ -18,6 +18,7 @@ const state = {
   interruptions: 0,
   level: 0,
   retries: 0,
+  resume: null, // the key that resumes this tab's session after a dropped connection
   closes: [], // {code, reason}
 };
 window.kernl = state;
@@ -47,10 +48,11 @@ function notice(text) {
   el.textContent = text || "";
 }
 
-function socketUrl() {
+function socketUrl(resume) {
   const url = new URL("ws", location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   url.search = params.toString(); // the token, and anything the server's context wants
+  if (resume) url.searchParams.set("resume", resume); // the same session, after a drop
   return url.toString();
 }
 
@@ -113,7 +115,7 @@ function stopAudio() {
 
 function openSocket() {
   setStatus(state.retries ? "reconnecting" : "connecting", state.retries ? "reconnecting..." : "connecting...");
-  const socket = new WebSocket(socketUrl());
+  const socket = new WebSocket(socketUrl(state.retries ? state.resume : null));
   socket.binaryType = "arraybuffer";
   ws = socket;
   socket.onmessage = (event) => {
@@ -188,11 +190,12 @@ function onMessage(m) {
     case "ready":
       state.sessionId = m.session_id;
       state.sessions.push(m.session_id);
+      state.resume = m.resume;
       state.retries = 0;
       $("session").textContent = m.session_id || "-";
       if (m.agent) $("agent").textContent = m.agent;
       notice(m.notice || "");
-      setStatus("live", "live");
+      setStatus("live", m.resumed ? "live (reconnected)" : "live");
       break;
     case "item":
       currentItem = m.item_id;
@@ -233,6 +236,7 @@ function onMessage(m) {
 $("connect").addEventListener("click", async () => {
   if (wanted) {
     wanted = false;
+    send({ type: "bye" }); // end the session now, do not keep it for a reconnect
     if (ws) ws.close(1000, "user disconnected");
     stopAudio();
     setStatus("idle", "disconnected");
@@ -254,6 +258,9 @@ $("connect").addEventListener("click", async () => {
 
 $("interrupt").addEventListener("click", () => send({ type: "interrupt" }));
 window.addEventListener("pagehide", () => {
+  send({ type: "bye" });
   if (ws) ws.close(1001, "page closed");
 });
+// For tests: drop the socket as a network failure would (the page reconnects and resumes).
+window.kernlDropSocket = () => ws && ws.close(3000, "dropped for a test");
 setStatus("idle", "disconnected");
