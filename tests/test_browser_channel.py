@@ -326,6 +326,32 @@ async def test_a_dropped_socket_resumes_the_same_session(nursery: trio.Nursery) 
     assert server.history[-1].id == tab.id
 
 
+async def test_resuming_takes_over_a_socket_the_server_still_thinks_alive(
+    nursery: trio.Nursery,
+) -> None:
+    server, model_server = await start(nursery)
+    old = await open_page(nursery, server)
+    ready = await old.wait_for("ready")
+    (tab,) = server.tabs.values()
+    new = await open_page(nursery, server, query=f"?resume={ready['resume']}")
+    resumed = await new.wait_for("ready")
+    assert resumed["resumed"] is True
+    assert resumed["session_id"] == ready["session_id"]
+    with trio.fail_after(2):
+        while old.closed is None:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+    assert old.closed.code == 4001
+    assert server.tabs == {tab.id: tab}
+    assert len(model_server.connections) == 1
+    # the new socket is the tab's now: its messages count
+    await new.ws.send_message('{"type": "bye"}')
+    await new.close(1000, "bye")
+    with trio.fail_after(2):
+        while server.tabs:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+    assert server.history[-1].statistics.resumes == 1
+
+
 async def test_shutdown_closes_tabs_going_away(nursery: trio.Nursery) -> None:
     server, model_server = await start(nursery)
     page = await open_page(nursery, server)

@@ -59,6 +59,7 @@ CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
+CLOSE_REPLACED = 4001  # the page resumed the tab on another socket
 
 
 class BrowserDisconnected(Exception):
@@ -245,7 +246,9 @@ class BrowserChannel:
         self._bye = False  # the page said it is going away: do not wait for a resume
         self._detached = False
         self._attached = trio.Event()
-        self._socket_done = trio.Event()
+        self._socket_done = trio.Event()  # set when the channel is done with the socket
+        self._inner: trio.CancelScope | None = None  # serves the current socket
+        self._takeover: tuple[BrowserSocket, dict[str, Any] | None, trio.Event] | None = None
         self._nursery: trio.Nursery | None = None
         self.close_code: int | None = None
         self.close_reason = ""
@@ -327,6 +330,11 @@ class BrowserChannel:
                     code, reason = await self._serve_socket()
                     if self._ended.is_set():
                         break
+                    if self._takeover is not None:  # resumed while this socket looked alive
+                        await self._retire(self._ws)
+                        self._detach()
+                        self._take(*self._takeover)
+                        continue
                     if (
                         self._bye
                         or self._closed
@@ -352,16 +360,23 @@ class BrowserChannel:
 
     async def _serve_socket(self) -> tuple[int, str]:
         """Run the reader and the writer on the current socket until it closes."""
-        ws = self._ws
+        ws, done = self._ws, self._socket_done
         result = (1006, "")
         try:
             async with trio.open_nursery() as inner:
+                self._inner = inner.cancel_scope
                 inner.start_soon(self._write_loop, ws, inner.cancel_scope)
                 result = await self._read_loop(ws)
                 inner.cancel_scope.cancel()
         finally:
-            self._socket_done.set()
+            self._inner = None
+            done.set()
         return result
+
+    async def _retire(self, ws: BrowserSocket) -> None:
+        """Close a socket another one replaced (if it still is open at all)."""
+        with trio.move_on_after(1), contextlib.suppress(BrowserDisconnected):
+            await ws.close(CLOSE_REPLACED, "resumed on another connection")
 
     async def _read_loop(self, ws: BrowserSocket) -> tuple[int, str]:
         while True:
@@ -419,20 +434,35 @@ class BrowserChannel:
     def attach(
         self, socket: BrowserSocket, greeting: dict[str, Any] | None = None
     ) -> trio.Event | None:
-        """Resume a detached tab on ``socket`` (``greeting`` is sent first). Returns an event
-        set once the channel is done with that socket, or ``None`` if the tab cannot resume
-        (not detached, or already gone)."""
-        if not self.detached:
+        """Resume the tab on ``socket`` (``greeting`` is sent first). Returns an event set
+        once the channel is done with that socket, or ``None`` if the tab is gone (or closing).
+
+        A tab whose socket still looks alive (a dropped connection the server has not
+        noticed yet) gives that socket up, closed with 4001, for the new one."""
+        if self._ended.is_set() or self._closed or self._bye:
             return None
+        done = trio.Event()
+        if self.detached:
+            self._take(socket, greeting, done)
+        else:
+            if self._takeover is not None:
+                self._takeover[2].set()  # a takeover that never started: superseded
+            self._takeover = (socket, greeting, done)
+            if self._inner is not None:
+                self._inner.cancel()
+        return done
+
+    def _take(
+        self, socket: BrowserSocket, greeting: dict[str, Any] | None, done: trio.Event
+    ) -> None:
+        self._takeover = None
         self._ws = socket
         self._detached = False
-        self._bye = False
-        self._socket_done = trio.Event()
+        self._socket_done = done
         if greeting is not None:
             self._outbox.appendleft(_Out(orjson.dumps(greeting).decode(), display=True))
         self._n.resumes += 1
         self._attached.set()
-        return self._socket_done
 
     # -- inbound ---------------------------------------------------------------------------------
     def _receive(self, message: str | bytes) -> None:
@@ -559,6 +589,8 @@ class BrowserChannel:
         self._ended.set()
         self._attached.set()
         self._socket_done.set()
+        if self._takeover is not None:
+            self._takeover[2].set()
         self._mic_send.close()
         self._outbox.clear()
         self._work.unpark_all()

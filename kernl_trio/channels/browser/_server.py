@@ -342,7 +342,7 @@ class BrowserServer:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 
-    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
+    def _refusal(self, scope: Scope, resuming: bool) -> tuple[int, str] | None:
         headers = _headers(scope)
         origin = headers.get("origin")
         if not self._origin_ok(origin, headers.get("host")):
@@ -352,7 +352,7 @@ class BrowserServer:
             given = query.get("token", "").encode()
             if not hmac.compare_digest(given, self._token.encode()):
                 return 401, "missing or wrong token"
-        if len(self.tabs) >= self.max_sessions:
+        if len(self.tabs) >= self.max_sessions and not resuming:
             return 503, "too many sessions"
         if self._stop.is_set():
             return 503, "shutting down"
@@ -374,7 +374,9 @@ class BrowserServer:
         message = await receive()
         if message.get("type") != "websocket.connect":
             return
-        refusal = self._refusal(scope)
+        query = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        resuming = self._resumable(query.pop("resume", ""))
+        refusal = self._refusal(scope, resuming is not None)
         if refusal is not None:
             status, reason = refusal
             self._refused += 1
@@ -396,9 +398,7 @@ class BrowserServer:
                 await send({"type": "websocket.close", "code": 1008})
             return
         headers = _headers(scope)
-        query = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         query.pop("token", None)
-        resuming = self._resumable(query.pop("resume", ""))
         await send({"type": "websocket.accept"})
         socket = _AsgiSocket(receive, send)
         if resuming is not None:
@@ -422,10 +422,10 @@ class BrowserServer:
         await self._serve_tab(tab)
 
     def _resumable(self, resume: str) -> BrowserTab | None:
-        """The detached tab that ``resume`` (``"<tab id>.<key>"``) names, if the key is its."""
+        """The live tab that ``resume`` (``"<tab id>.<key>"``) names, if the key is its."""
         tab_id, _, key = resume.partition(".")
         tab = self.tabs.get(tab_id)
-        if tab is None or not tab.channel.detached:
+        if tab is None or tab.channel.ended:
             return None
         if not hmac.compare_digest(key.encode(), tab.resume_key.encode()):
             return None
