@@ -139,7 +139,7 @@ function openSocket() {
     if (final || event.code >= 4000 || state.retries >= MAX_RETRIES) {
       wanted = false;
       stopAudio();
-      setStatus("error", event.reason || `closed (${event.code})`);
+      setStatus(event.code === 1000 ? "idle" : "error", event.reason || `closed (${event.code})`);
       return;
     }
     state.retries += 1;
