@@ -4,9 +4,10 @@ Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them) 
 (the ``test`` extra); without them these tests skip. They are marked ``browser`` and left out
 of the default run (``-m "not browser"`` in pyproject.toml); ``pytest -m browser`` runs them.
 
-The fake microphone plays the WAV once (``%noloop``): the user says "Hello there", the agent
-answers, and the user talks over the answer ("Stop please"). The embedded realtime server
-detects the speech, hears the transcripts it is told, and answers with synthesized speech.
+The fake microphone plays the WAV once (``%noloop``): the user asks about the weather in Paris,
+talks over the answer while its weather lookup runs ("And what about Rome?"), and that second
+question is answered after its lookup finishes. The embedded realtime server detects the speech,
+hears the transcripts it is told, and answers with synthesized speech.
 """
 
 from __future__ import annotations
@@ -55,14 +56,17 @@ def _require_browser() -> None:
                     "chromium-driver)")  # fmt: skip
 
 
+FIRST, SECOND = "What's the weather in Paris?", "And what about Rome?"
+
+
 def user_wav(path: Path) -> Path:
-    """The user's side: "Hello there", a pause for the answer, then talking over it."""
+    """The user's side: a question, a pause for the answer, then talking over it."""
     fmt = PCM16_24K
     audio = (
         silence(fmt, 500)
-        + synthesize_speech("Hello there", fmt, USER_VOICE)
+        + synthesize_speech(FIRST, fmt, USER_VOICE)
         + silence(fmt, 1700)
-        + synthesize_speech("Stop please", fmt, USER_VOICE)
+        + synthesize_speech(SECOND, fmt, USER_VOICE)
         + silence(fmt, 2500)
     )
     write_wav(path, audio, fmt)
@@ -175,7 +179,7 @@ async def test_conversation_in_chromium(chromium: Any, nursery: trio.Nursery, tm
     from selenium.webdriver.common.by import By
 
     driver = chromium(user_wav(tmp_path / "user.wav"))
-    model_server = EmbeddedServer(server_script(), transcripts=["Hello there", "Stop please"])
+    model_server = EmbeddedServer(server_script(), transcripts=[FIRST, SECOND])
     await nursery.start(model_server.run)
     events: list[SessionEvent] = []
 
@@ -210,10 +214,13 @@ async def test_conversation_in_chromium(chromium: Any, nursery: trio.Nursery, tm
     def bubbles(role: str) -> list[str]:
         return [li.text for li in driver.find_elements(By.CSS_SELECTOR, f"#transcript li.{role}")]
 
-    await _until("the user's transcript", lambda: "Hello there" in bubbles("user"))
+    def tools(state: str) -> list[str]:
+        return [li.text for li in driver.find_elements(By.CSS_SELECTOR, f"#tools li.{state}")]
+
+    await _until("the user's transcript", lambda: FIRST in bubbles("user"))
     await _until(
         "the assistant's answer",
-        lambda: any("Ask me about the weather" in text for text in bubbles("assistant")),
+        lambda: any("Let me check the weather in Paris" in text for text in bubbles("assistant")),
     )
     assert any(isinstance(e, SpeechStarted) for e in events)
 
@@ -242,8 +249,18 @@ async def test_conversation_in_chromium(chromium: Any, nursery: trio.Nursery, tm
     assert len(interrupted_bubbles) == 1
 
     # The second utterance is answered too (after the barge-in).
-    await _until("the second user transcript", lambda: "Stop please" in bubbles("user"))
-    await _until("the second answer", lambda: len(bubbles("assistant")) >= 2)
+    # The lookup the barge-in cancelled shows as cancelled; the second question's lookup
+    # runs, finishes, and its answer follows.
+    await _until("the cancelled lookup", lambda: tools("cancelled") == ["get_weather cancelled"])
+    await _until("the second user transcript", lambda: SECOND in bubbles("user"))
+    await _until("the second lookup", lambda: tools("done") == ["get_weather done"])
+    await _until(
+        "the answer about Rome",
+        lambda: any("Right now in Rome" in text for text in bubbles("assistant")),
+    )
+    messages = (await _in_thread(driver.execute_script, state))["messages"]
+    shown = [m["state"] for m in messages if m["type"] == "tool"]
+    assert shown == ["running", "cancelled", "running", "done"]
     if SCREENSHOT:
         await _in_thread(driver.save_screenshot, SCREENSHOT)
 
