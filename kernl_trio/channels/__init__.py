@@ -4,6 +4,8 @@
 - :class:`WavChannel`: WAV files in and out, any rate (resampled).
 - :class:`TwilioChannel` / :func:`serve_twilio`: phone calls over Twilio Media Streams.
 - :class:`LocalDeviceChannel`: microphone and speaker (optional extra ``device``).
+- :mod:`kernl_trio.channels.browser`: a web page and its WebSocket, one session per tab
+  (``kernl-trio web``; imported on its own, it brings in hypercorn).
 """
 
 from .device import DeviceChannelStatistics, LocalDeviceChannel

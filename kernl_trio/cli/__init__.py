@@ -21,7 +21,7 @@ from ._common import EXIT_CODES_HELP, EXIT_OK, EXIT_USAGE, add_common_options, r
 
 __all__ = ["COMMANDS", "main", "parser"]
 
-COMMANDS: tuple[str, ...] = ("demo", "serve", "twilio")
+COMMANDS: tuple[str, ...] = ("demo", "serve", "twilio", "web")
 """Modules of :mod:`kernl_trio.cli`, one per command; add a name here to add a command."""
 
 
