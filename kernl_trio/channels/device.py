@@ -262,6 +262,7 @@ class LocalDeviceChannel:
             self._queue(self._item, self._encoder.flush())
 
     async def _wait(self, done: Callable[[], bool]) -> None:
+        await trio.lowlevel.checkpoint()
         while not done() and not self._closed:
             self._waiters += 1
             try:

@@ -82,6 +82,7 @@ class VirtualChannel:
     async def say(self, audio: bytes, *, chunk_ms: int = 20, paced: bool = True) -> None:
         """Send ``audio`` from the microphone in ``chunk_ms`` chunks, in real (trio) time."""
         step = max(self.input_format.sample_width, bytes_for_ms(self.input_format, chunk_ms))
+        await trio.lowlevel.checkpoint()  # also for no audio
         for offset in range(0, len(audio), step):
             chunk = audio[offset : offset + step]
             await self._mic_send.send(ChannelAudio(chunk))

@@ -127,6 +127,7 @@ class WavChannel:
         ``after_input="end"``, after the file).
         """
         step = bytes_for_ms(self.input_format, self.chunk_ms)
+        await trio.lowlevel.checkpoint()  # also for an empty file
         with self._feed_scope:
             try:
                 start = trio.current_time()

@@ -156,6 +156,7 @@ async def _run(
 
 async def _wait_until_over(log: DemoLog, channel: WavChannel, stop: trio.Event) -> bool:
     """Wait for the input to end and the conversation to settle; False on time-out or stop."""
+    await trio.lowlevel.checkpoint()
     with trio.move_on_after(channel.input_ms / 1000 + SPARE_S):
         while not channel.input_done.is_set():
             if stop.is_set():

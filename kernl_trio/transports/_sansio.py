@@ -115,7 +115,7 @@ class _SansIOWebSocket:
         messages.clear()
         return batch
 
-    async def _wait_for_messages(self) -> None:
+    async def _wait_for_messages(self) -> None:  # noqa: ASYNC910 - checkpoints, see below
         """Return once a message is queued, after at least one checkpoint; raise
         WebSocketClosed (after one) once the socket has ended with nothing queued."""
         messages = self._messages
@@ -158,6 +158,7 @@ class _SansIOWebSocket:
         """Every WATCHDOG_TICK: ping a silent peer; give up on a peer that answers nothing,
         on a write the peer does not take, on a close it never finishes. Giving up closes
         the stream, so a blocked ``receive`` or ``send`` raises WebSocketClosed (1006)."""
+        await trio.lowlevel.checkpoint()
         now = trio.current_time()
         heard_at = written_at = open_at = now
         pinged_at: float | None = None
@@ -195,7 +196,7 @@ class _SansIOWebSocket:
             self._ended = self._broken = True
             await self._close_stream()
 
-    async def _read(self) -> None:
+    async def _read(self) -> None:  # noqa: ASYNC910 - under _wait_for_messages' checkpoint
         protocol = self._protocol
         try:
             data = await self._stream.receive_some(RECEIVE_BYTES)
@@ -267,6 +268,8 @@ class _SansIOWebSocket:
         if not self._stream_closed:
             self._stream_closed = True
             await trio.aclose_forcefully(self._stream)
+        else:
+            await trio.lowlevel.checkpoint()
 
     def _closed(self) -> WebSocketClosed:
         received = self._protocol.close_rcvd
@@ -280,7 +283,7 @@ class _SansIOWebSocket:
         return WebSocketClosed(ABNORMAL_CLOSURE, self._failure)
 
 
-async def _acquire(lock: trio.Lock) -> None:
+async def _acquire(lock: trio.Lock) -> None:  # noqa: ASYNC910 - the I/O under it checkpoints
     """Take ``lock``; a free one without a checkpoint (the socket I/O under it has its own),
     which saves a trip through the scheduler per read and per write."""
     try:
