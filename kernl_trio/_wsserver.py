@@ -31,7 +31,7 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from ._net import check_port
-from ._websocket import WebSocketClosed
+from ._websocket import CLOSE_TIMEOUT, WebSocketClosed
 
 __all__ = [
     "CLOSE_TIMEOUT",
@@ -44,8 +44,6 @@ __all__ = [
 
 HANDSHAKE_TIMEOUT = 10.0
 """Seconds a client has to send its HTTP request after connecting."""
-CLOSE_TIMEOUT = 5.0
-"""Seconds ``aclose()`` waits for the peer's close frame before closing the TCP stream."""
 RECEIVE_BYTES = 65536
 _ABNORMAL_CLOSURE = 1006
 
