@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import attrs
 import pytest
 
@@ -330,3 +333,14 @@ def test_a_repeated_tool_call_event_is_ignored() -> None:
     c.receive(call, 0)
     assert c.receive(call, 0) == [Publish(call)]
     assert attrs.asdict(c.statistics())["answered_calls"] == 0
+
+
+def test_the_core_imports_no_trio_no_sockets_no_clock() -> None:
+    code = (
+        "import sys, time\n"
+        "time.monotonic = time.perf_counter = time.time = None\n"  # a clock read would fail
+        "import kernl_trio.core\n"
+        "bad = {'trio', 'socket', 'ssl', 'asyncio'} & set(sys.modules)\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
