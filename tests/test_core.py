@@ -344,3 +344,18 @@ def test_the_core_imports_no_trio_no_sockets_no_clock() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_handoff_changes_the_tools_for_new_calls_only() -> None:
+    c = core(played=Played(), lookup=ToolPolicy())
+    c.receive(ResponseCreated("r1"), 0)
+    assert isinstance(c.receive(ToolCall("c1", "lookup", "{}", "r1"), 0)[-1], StartTool)
+    c.set_tools({"book": ToolPolicy(cancel_on_interrupt=False)})
+    [result] = client_events(c.receive(ToolCall("c2", "lookup", "{}", "r1"), 0))
+    assert isinstance(result, ToolResult) and "unknown tool" in result.output
+    assert c.receive(ToolCall("c3", "book", "{}", "r1"), 0)[-1] == StartTool(
+        "c3", "book", "{}", 1, False
+    )
+    assert client_events(c.tool_finished("c1", "still answered")) == [
+        ToolResult("c1", "still answered")
+    ]

@@ -191,6 +191,11 @@ class Conversation:
             turn.needs_followup = False
         return actions + self._settle(call, output, error)
 
+    def set_tools(self, tools: Mapping[str, ToolPolicy]) -> None:
+        """Calls from now on are judged against ``tools`` (an agent handoff); calls already
+        running keep the policy they started with."""
+        self._tools = dict(tools)
+
     def report_played(self, item_id: str, played_ms: float) -> None:
         """Without a channel: what the application has really played of ``item_id``."""
         if self.timeline is None:
