@@ -164,7 +164,7 @@ class ServerWebSocket:
             async with self._receive_lock:
                 if not messages and not self._ended:
                     await self._read()
-        return messages.popleft()
+        return messages.popleft()  # noqa: ASYNC910 - nothing was queued: the loop ran (a lock)
 
     async def receive_batch(self) -> list[str | bytes]:
         """Every message already received (at least one), waiting for one if there is none:
@@ -181,7 +181,7 @@ class ServerWebSocket:
                     await self._read()
         batch = list(messages)
         messages.clear()
-        return batch
+        return batch  # noqa: ASYNC910 - a checkpoint above, or the loop ran (a lock)
 
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
         """Send a close frame, wait (at most CLOSE_TIMEOUT) for the peer's, close the stream."""
@@ -202,7 +202,7 @@ class ServerWebSocket:
             await self._close_stream()
 
     # -- internals ---------------------------------------------------------------------------
-    async def _read(self) -> None:
+    async def _read(self) -> None:  # noqa: ASYNC910 - receive_some checkpoints, also raising
         protocol = self._protocol
         try:
             with trio.move_on_after(self._idle_timeout) as idle:
@@ -289,6 +289,8 @@ class ServerWebSocket:
             self._stream_closed = True
             self._ended = True
             await trio.aclose_forcefully(self._stream)
+        else:
+            await trio.lowlevel.checkpoint()
 
     def _closed(self) -> WebSocketClosed:
         received = self._protocol.close_rcvd
@@ -436,7 +438,7 @@ class WebSocketServer:
             if response.status_code != 101:
                 return
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-            return
+            return  # noqa: ASYNC910 - the first read checkpointed (trio I/O does, raising too)
         ws = ServerWebSocket(stream, protocol, http, self.idle_timeout)
         try:
             await self._handler(ws)
@@ -455,7 +457,7 @@ def _http_request(request: Request, stream: trio.SocketStream) -> HttpRequest:
     return HttpRequest(request.path, tuple(request.headers.raw_items()), remote, upgrade)
 
 
-async def _send(stream: trio.SocketStream, protocol: ServerProtocol) -> None:
+async def _send(stream: trio.SocketStream, protocol: ServerProtocol) -> None:  # noqa: ASYNC910 - after the handshake reads
     with trio.move_on_after(CLOSE_TIMEOUT):
         for data in protocol.data_to_send():
             if data:

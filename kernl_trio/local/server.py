@@ -237,6 +237,8 @@ class ServerConnection:
             try:
                 frame = await self._ws.get_message()
             except trio_websocket.ConnectionClosed:
+                # get_message() on a closed connection raises without a checkpoint
+                await trio.lowlevel.checkpoint()
                 return
             try:
                 event = orjson.loads(frame)
@@ -536,7 +538,7 @@ class ServerConnection:
             }
         )
 
-    async def _stream_part(self, response: _Response, reply: Reply, index: int, part: Any) -> None:
+    async def _stream_part(self, response: _Response, reply: Reply, index: int, part: Any) -> None:  # noqa: ASYNC910 - an empty audio part checkpoints before the loop
         item_id = f"item_{self.server.next_id():04d}"
         if isinstance(part, ToolCallReply):
             call_id = part.call_id or f"call_{self.server.next_id():04d}"
@@ -615,6 +617,8 @@ class ServerConnection:
         self.audio_ms[item_id] = 0
         response.current_audio = (ids, part.transcript)
         step = per_ms * reply.chunk_ms
+        if not audio:  # no chunk below to checkpoint after
+            await trio.lowlevel.checkpoint()
         for offset in range(0, len(audio), step):
             chunk = audio[offset : offset + step]
             self.send_nowait(
@@ -695,6 +699,7 @@ class ScriptedServer:
 
     async def connection(self, index: int = 0) -> ServerConnection:
         """The ``index``-th connection, once a client has made it."""
+        await trio.lowlevel.checkpoint()  # also for one made already
         while len(self.connections) <= index:
             await self._connected.wait()
         return self.connections[index]

@@ -172,6 +172,7 @@ class TwilioPeer:
 
     async def say(self, audio: bytes) -> None:
         """Speak ``audio`` (u-law 8 kHz) into the call, in paced frames; returns once sent."""
+        await trio.lowlevel.checkpoint()  # also for no audio
         if not self.microphone:
             raise RuntimeError("this peer was made with microphone=False")
         self._speech += audio
@@ -194,6 +195,7 @@ class TwilioPeer:
 
     async def wait_received(self, event: str, count: int = 1) -> dict[str, Any]:
         """Wait until the bridge has sent ``count`` messages of ``event``; the last of them."""
+        await trio.lowlevel.checkpoint()  # also for messages received already
         while True:
             found = [m for m in self.received if m.get("event") == event]
             if len(found) >= count:
@@ -220,7 +222,7 @@ class TwilioPeer:
             },
         }
 
-    async def _write_loop(self, ws: trio_websocket.WebSocketConnection) -> None:
+    async def _write_loop(self, ws: trio_websocket.WebSocketConnection) -> None:  # noqa: ASYNC910 - a task (start_soon), never awaited
         try:
             async for frame in self._out_receive:
                 await ws.send_message(frame)
@@ -229,7 +231,7 @@ class TwilioPeer:
             pass
         self._done.set()
 
-    async def _read_loop(self, ws: trio_websocket.WebSocketConnection) -> None:
+    async def _read_loop(self, ws: trio_websocket.WebSocketConnection) -> None:  # noqa: ASYNC910 - a task (start_soon), never awaited
         try:
             while True:
                 frame = await ws.get_message()
@@ -291,7 +293,7 @@ class TwilioPeer:
                 self._play_scope = None
                 self.played_audio += value
 
-    async def _microphone(self) -> None:
+    async def _microphone(self) -> None:  # noqa: ASYNC910 - a task (start_soon), never awaited
         frame_bytes = self.frame_ms * _BYTES_PER_MS
         started = trio.current_time()
         for chunk in itertools.count(1):
@@ -314,5 +316,5 @@ class TwilioPeer:
             try:
                 self.send_nowait({"event": "media", "media": media})
             except trio.ClosedResourceError:
-                return
+                return  # noqa: ASYNC910 - a task (start_soon), never awaited
             await trio.sleep_until(started + chunk * self.frame_ms / 1000)

@@ -373,7 +373,7 @@ class BrowserChannel:
             done.set()
         return result
 
-    async def _retire(self, ws: BrowserSocket) -> None:
+    async def _retire(self, ws: BrowserSocket) -> None:  # noqa: ASYNC910 - close() checkpoints, raising too
         """Close a socket another one replaced (if it still is open at all)."""
         with trio.move_on_after(1), contextlib.suppress(BrowserDisconnected):
             await ws.close(CLOSE_REPLACED, "resumed on another connection")
@@ -383,7 +383,7 @@ class BrowserChannel:
             try:
                 message = await ws.receive()
             except BrowserDisconnected as exc:
-                return exc.code, exc.reason
+                return exc.code, exc.reason  # noqa: ASYNC910 - receive() checkpoints, raising too
             try:
                 self._receive(message)
             except _PolicyViolation as exc:
@@ -391,7 +391,7 @@ class BrowserChannel:
                 with trio.move_on_after(2), contextlib.suppress(BrowserDisconnected):
                     await ws.close(exc.code, exc.reason)
                 self._end(exc.code, exc.reason)
-                return exc.code, exc.reason
+                return exc.code, exc.reason  # noqa: ASYNC910 - after receive()
 
     async def _write_loop(self, ws: BrowserSocket, scope: trio.CancelScope) -> None:
         self._writing = True
@@ -407,7 +407,7 @@ class BrowserChannel:
                     await ws.send(out.message)
                 except BrowserDisconnected:
                     scope.cancel()  # the reader learns how it closed, or the socket is gone
-                    return
+                    return  # noqa: ASYNC910 - send() checkpoints, raising too
         finally:
             self._writing = False
             self._flushed.unpark_all()
@@ -525,7 +525,7 @@ class BrowserChannel:
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
 
-    async def _send_later(self, item: ChannelInterrupt | ChannelCommit) -> None:
+    async def _send_later(self, item: ChannelInterrupt | ChannelCommit) -> None:  # noqa: ASYNC910 - a task (start_soon), never awaited
         with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
             await self._mic_send.send(item)
 

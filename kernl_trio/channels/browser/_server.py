@@ -319,6 +319,8 @@ class BrowserServer:
                 elif message["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        else:  # a scope type this app does not serve
+            await trio.lowlevel.checkpoint()
 
     async def _http(self, scope: Scope, send: Send) -> None:
         method = scope.get("method", "GET")

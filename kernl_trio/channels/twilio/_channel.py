@@ -282,7 +282,7 @@ class TwilioChannel:
                     frames = await batch() if batch is not None else [await self._ws.receive()]
                 except WebSocketClosed as closed:
                     self.close_code, self.close_reason = closed.code, closed.reason
-                    return
+                    return  # noqa: ASYNC910 - the receive checkpoints, raising too
                 for frame in frames:
                     message = self.receive_frame(frame)
                     if isinstance(message, Start) and self.start is message.start:
@@ -317,7 +317,7 @@ class TwilioChannel:
             except WebSocketClosed:
                 # The reader sees the same close and ends the stream, after the messages that
                 # came before it (Twilio's stop among them): it decides how the stream ended.
-                return
+                return  # noqa: ASYNC910 - the send checkpoints, raising too
 
     # -- inbound -----------------------------------------------------------------------------
     def receive_frame(self, frame: str | bytes) -> TwilioMessage | None:
@@ -402,7 +402,7 @@ class TwilioChannel:
             except (trio.ClosedResourceError, trio.BrokenResourceError):
                 pass
 
-    async def _send_interrupt(self) -> None:
+    async def _send_interrupt(self) -> None:  # noqa: ASYNC910 - a task (start_soon), never awaited
         with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
             await self._mic_send.send(ChannelInterrupt())
 

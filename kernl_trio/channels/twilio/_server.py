@@ -351,7 +351,7 @@ class TwilioServer:
         url = f"{self.public_url}{request.path}"
         return validate_twilio_signature(self._auth_token, url, signature)
 
-    async def _serve_call(self, ws: ServerWebSocket) -> None:
+    async def _serve_call(self, ws: ServerWebSocket) -> None:  # noqa: ASYNC910 - handle_twilio_call checkpoints, raising too
         channel = TwilioChannel(ws, self.options)
         started_at = trio.current_time()
         self._channels.add(channel)
