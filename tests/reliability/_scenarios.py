@@ -183,12 +183,16 @@ async def run_scenario(
     *,
     linger: float = 0.0,
     api_key: str = FAKE_API_KEY,
+    url: str | None = None,
+    on_open: Callable[[RealtimeSession], None] | None = None,
 ) -> None:
     """One conversation, start to end, then ``linger`` seconds inside the block."""
     agent = RealtimeAgent(id="r", name="R", instructions="Be brief.", tools=run.tools.tools())
-    model = OpenAIRealtimeModel(api_key=api_key, base_url=server.url)
+    model = OpenAIRealtimeModel(api_key=api_key, base_url=url or server.url)
     async with open_session(agent, model=model, channel=run.channel) as session:
         run.session = session
+        if on_open is not None:
+            on_open(session)
         await scenario.drive(session, server, run.channel)
         if linger:
             await trio.sleep(linger)

@@ -1,0 +1,216 @@
+"""A fault after every server event (issue 12, part 2).
+
+For each scripted conversation and each server event i, the server (or a TCP proxy between
+it and the client) breaks the connection right after writing event i:
+
+- ``drop``: the TCP connection is closed without a WebSocket close;
+- ``reset``: the TCP connection is reset (RST, SO_LINGER 0);
+- ``close_1011``: a WebSocket close with code 1011 (internal error);
+- ``stall``: the proxy stops forwarding in both directions and keeps both sockets open;
+- ``no_read``: the proxy stops forwarding what the client sends (the server goes on).
+
+Each run must end in exactly one ``ConnectionLost`` out of the session block; a subscriber
+iterating outside the block sees its iteration end; every tool's ``finally`` ran; no task,
+socket or fd of the session is left; the channel is closed.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+import pytest
+import trio
+import trio.lowlevel
+import trio.testing
+
+from kernl_trio.errors import ConnectionLost, HandshakeFailed
+from kernl_trio.session import RealtimeSession
+from kernl_trio.testing import ScriptedServer, ServerConnection, VirtualChannel
+
+from ._scenarios import SCENARIOS, Run, Scenario, ToolLog, open_fds, run_scenario, sample
+
+FAULTS = ("drop", "reset", "close_1011", "stall", "no_read")
+QUICK_POINTS = 3
+LINGER = 120.0  # longer than the liveness watchdog needs to give up on a silent peer
+
+INJECTED: dict[str, int] = {}
+
+
+def library_tasks() -> set[trio.lowlevel.Task]:
+    """Every live task except the scripted server's and the proxy's."""
+
+    def walk(task: trio.lowlevel.Task) -> set[trio.lowlevel.Task]:
+        if "ScriptedServer.run" in task.name or "Proxy.run" in task.name:
+            return set()
+        found = {task}
+        for nursery in task.child_nurseries:
+            for child in nursery.child_tasks:
+                found |= walk(child)
+        return found
+
+    return walk(trio.lowlevel.current_root_task())
+
+
+class Proxy:
+    """A TCP relay whose two directions a fault can freeze."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.frozen_up = False  # client -> server
+        self.frozen_down = False  # server -> client
+        self._thaw = trio.Event()
+
+    async def run(self, *, task_status: trio.TaskStatus[Proxy] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        async with trio.open_nursery() as nursery:
+            task_status.started(self)
+            await trio.serve_listeners(self._relay, listeners, handler_nursery=nursery)
+
+    async def _relay(self, client: trio.SocketStream) -> None:
+        async with client, await trio.open_tcp_stream("127.0.0.1", self.target_port) as server:
+            async with trio.open_nursery() as nursery:
+
+                async def pump(src: trio.SocketStream, dst: trio.SocketStream, up: bool) -> None:
+                    while True:
+                        try:
+                            data = await src.receive_some(65536)
+                        except trio.BrokenResourceError:
+                            data = b""
+                        while self.frozen_up if up else self.frozen_down:
+                            await trio.sleep_forever()
+                        if not data:
+                            nursery.cancel_scope.cancel()
+                            return
+                        try:
+                            await dst.send_all(data)
+                        except (trio.BrokenResourceError, trio.ClosedResourceError):
+                            nursery.cancel_scope.cancel()
+                            return
+
+                nursery.start_soon(pump, client, server, True)
+                nursery.start_soon(pump, server, client, False)
+
+
+class FaultyConnection(ServerConnection):
+    server: FaultyServer
+
+    async def _write_loop(self) -> None:
+        sent = 0
+        async for frame in self._out_receive:
+            try:
+                await self._ws.send_message(frame)
+            except Exception:
+                return
+            sent += 1
+            self.server.events_sent = max(self.server.events_sent, sent)
+            if sent == self.server.fault_after:
+                self.server.fired = True
+                await self._fault(self.server.fault)
+
+    async def _fault(self, fault: str) -> None:
+        proxy = self.server.proxy
+        if fault == "drop":
+            await self.drop()
+        elif fault == "reset":
+            stream: trio.SocketStream = self._ws._stream  # type: ignore[attr-defined]
+            stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            await stream.aclose()
+        elif fault == "close_1011":
+            await self.close(1011, "internal error")
+        elif fault == "stall":
+            assert proxy is not None
+            proxy.frozen_up = proxy.frozen_down = True
+        elif fault == "no_read":
+            assert proxy is not None
+            proxy.frozen_up = True
+            return  # the server goes on writing
+        await trio.sleep_forever()
+
+
+class FaultyServer(ScriptedServer):
+    connection_class = FaultyConnection
+
+    def __init__(self, *args: Any, fault: str = "drop", fault_after: int = 0, **kw: Any):
+        super().__init__(*args, **kw)
+        self.fault = fault
+        self.fault_after = fault_after
+        self.fired = False
+        self.events_sent = 0
+        self.proxy: Proxy | None = None
+
+
+async def _one_run(scenario: Scenario, fault: str, after: int) -> tuple[str, int]:
+    async with trio.open_nursery() as servers:
+        server = FaultyServer(
+            scenario.replies, session=scenario.session, fault=fault, fault_after=after
+        )
+        await servers.start(server.run)
+        url = server.url
+        if fault in ("stall", "no_read"):
+            server.proxy = await servers.start(Proxy(server.port).run)
+            url = f"ws://127.0.0.1:{server.proxy.port}/v1/realtime"
+        run = Run(server, VirtualChannel(), ToolLog())
+        tasks_before, fds_before = library_tasks(), open_fds()
+        ended: list[str] = []
+
+        async def watch(session: RealtimeSession) -> None:
+            try:
+                async with session.events() as stream:
+                    async for _ in stream:
+                        pass
+                ended.append("ended")
+            except BaseException as exc:
+                ended.append(repr(exc))
+                raise
+
+        async with trio.open_nursery() as watchers:
+            outcome = "completed"
+            try:
+                with trio.fail_after(LINGER * 3):
+                    await run_scenario(
+                        scenario,
+                        server,
+                        run,
+                        linger=LINGER,
+                        url=url,
+                        on_open=lambda session: watchers.start_soon(watch, session),
+                    )
+            except ConnectionLost as exc:
+                assert type(exc) is ConnectionLost
+                if fault == "close_1011":
+                    assert exc.code == 1011, exc
+                outcome = "lost"
+            except HandshakeFailed:
+                assert run.session is None  # the block was never entered
+                outcome = "lost before the block"
+        where = f"{scenario.name}, {fault} after event {after}"
+        assert ended in ([], ["ended"]), f"{where}: the subscriber {ended}"
+        if server.fired:
+            assert outcome.startswith("lost"), f"{where}: {outcome}"
+        assert library_tasks() == tasks_before, f"{where}: tasks leaked"
+        assert run.channel.closed, f"{where}: channel open"
+        assert run.tools.all_wound_up, f"{where}: {run.tools}"
+        servers.cancel_scope.cancel()
+    assert open_fds() <= fds_before, f"{where}: fd leaked"
+    return outcome, server.events_sent
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+async def test_fault_after_every_server_event(
+    scenario: Scenario, fault: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    outcome, total = await _one_run(scenario, fault, 0)
+    assert outcome == "completed" and total > 0
+    points = sample(total, QUICK_POINTS)
+    outcomes: dict[str, int] = {}
+    for after in points:
+        outcome, _ = await _one_run(scenario, fault, after)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    INJECTED[f"{scenario.name}/{fault}"] = len(points)
+    print(f"\n{scenario.name} {fault}: {total} server events, {len(points)} faults, {outcomes}")
+    assert sum(n for o, n in outcomes.items() if o.startswith("lost")) >= len(points) - 1
