@@ -36,6 +36,8 @@ QUICK_POINTS = 3
 LINGER = 120.0  # longer than the liveness watchdog needs to give up on a silent peer
 
 INJECTED: dict[str, int] = {}
+ERRORS: list[BaseException] = []
+"""Every exception the faulty runs raised (the secrets test reads their text)."""
 
 
 def library_tasks() -> set[trio.lowlevel.Task]:
@@ -180,11 +182,13 @@ async def _one_run(scenario: Scenario, fault: str, after: int) -> tuple[str, int
                         on_open=lambda session: watchers.start_soon(watch, session),
                     )
             except ConnectionLost as exc:
+                ERRORS.append(exc)
                 assert type(exc) is ConnectionLost
                 if fault == "close_1011":
                     assert exc.code == 1011, exc
                 outcome = "lost"
-            except HandshakeFailed:
+            except HandshakeFailed as exc:
+                ERRORS.append(exc)
                 assert run.session is None  # the block was never entered
                 outcome = "lost before the block"
         where = f"{scenario.name}, {fault} after event {after}"
