@@ -14,15 +14,32 @@ thorough``: every N.
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import trio
 import trio.lowlevel
 import trio.testing
+import trio_websocket
 
+from kernl_trio import RealtimeAgent
+from kernl_trio.channels.twilio import TwilioServer, serve_twilio
 from kernl_trio.errors import KernlTrioError
+from kernl_trio.providers.openai import OpenAIRealtimeModel
+from kernl_trio.testing import AudioReply, Reply, ScriptedServer, ToolCallReply, TwilioPeer
 
 from ..helpers import library_tasks
-from ._scenarios import SCENARIOS, Run, Scenario, open_fds, run_scenario, sample, start
+from ._scenarios import (
+    FAKE_API_KEY,
+    SCENARIOS,
+    Run,
+    Scenario,
+    ToolLog,
+    open_fds,
+    run_scenario,
+    sample,
+    start,
+)
 
 QUICK_POINTS = 12
 
@@ -108,3 +125,94 @@ async def test_cancel_at_every_checkpoint(
     print(f"\n{scenario.name}: {total} steps, {len(points)} schedules, {outcomes}")
     assert set(outcomes) <= {"cancelled", "completed"}, outcomes
     assert outcomes.get("cancelled", 0) >= len(points) - 2
+
+
+# -- a Twilio call: the bridge is cancelled at each of its steps ---------------------------------
+
+
+def _bridge_tasks() -> set[trio.lowlevel.Task]:
+    """Live tasks except the model server's and the simulated Twilio peer's."""
+    return {
+        task for task in library_tasks() if not any("_peer_call" in t.name for t in _ancestry(task))
+    }
+
+
+def _ancestry(task: trio.lowlevel.Task) -> list[trio.lowlevel.Task]:
+    chain = [task]
+    while chain[-1].parent_nursery is not None:
+        chain.append(chain[-1].parent_nursery.parent_task)
+    return chain
+
+
+async def _peer_call(peer: TwilioPeer) -> None:
+    """The simulated caller: whatever the bridge does to its socket ends the call."""
+    with contextlib.suppress(trio_websocket.ConnectionRejected, trio_websocket.HandshakeError):
+        with contextlib.suppress(OSError, trio.BrokenResourceError):
+            await peer.run()
+
+
+async def _twilio_run(at: int | None) -> tuple[int, str]:
+    tools = ToolLog()
+    agent = RealtimeAgent("phone", name="Phone", instructions="x", tools=tools.tools())
+    reply = Reply.of(ToolCallReply("slow"), AudioReply("Hello there.", ms=1500), realtime=True)
+    async with trio.open_nursery() as outer:
+        model_server: ScriptedServer = await outer.start(ScriptedServer([reply]).run)
+        model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=model_server.url)
+        tasks_before, fds_before = _bridge_tasks(), open_fds()
+        peer: TwilioPeer | None = None
+        outcome = "completed"
+        with trio.CancelScope() as scope:
+            instrument = CancelAtStep(at, scope)
+
+            async def counted(task_status: trio.TaskStatus[TwilioServer]) -> None:
+                instrument.root = trio.lowlevel.current_task()
+                await serve_twilio(agent, model=model, task_status=task_status)
+
+            trio.lowlevel.add_instrument(instrument)
+            try:
+                async with trio.open_nursery() as inner:
+                    bridge: TwilioServer = await inner.start(counted)
+                    peer = TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio")
+                    outer.start_soon(_peer_call, peer)
+                    conn = await model_server.connection()
+                    await conn.expect("session.update")
+                    conn.start_response({"type": "response.create"})
+                    await peer.wait_received("media")
+                    await trio.sleep(0.5)
+                    await conn.speech_started()
+                    await peer.wait_received("clear")
+                    await peer.hang_up()
+                    await trio.sleep(1)
+                    inner.cancel_scope.cancel()
+            except KernlTrioError as exc:
+                outcome = f"typed {type(exc).__name__}"
+            finally:
+                trio.lowlevel.remove_instrument(instrument)
+        if scope.cancelled_caught:
+            outcome = "cancelled"
+        where = f"twilio call at step {at}"
+        assert _bridge_tasks() == tasks_before, f"{where}: tasks leaked"
+        assert tools.all_wound_up, f"{where}: {tools}"
+        await trio.sleep(6)  # the peer and the model server notice the closes
+        if peer is not None:
+            assert peer.closed.is_set() or not peer.received, f"{where}: Twilio's socket open"
+        for conn in model_server.connections:
+            assert conn.closed.is_set(), f"{where}: model socket open"
+        outer.cancel_scope.cancel()
+    assert open_fds() <= fds_before, f"{where}: fd leaked"
+    return instrument.steps, outcome
+
+
+async def test_cancel_a_twilio_call_at_every_checkpoint(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    total, outcome = await _twilio_run(None)
+    assert outcome == "completed"
+    outcomes: dict[str, int] = {}
+    points = sample(total, QUICK_POINTS)
+    for at in points:
+        _, outcome = await _twilio_run(at)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    SCHEDULES["twilio_call"] = len(points)
+    print(f"\ntwilio_call: {total} steps, {len(points)} schedules, {outcomes}")
+    assert set(outcomes) <= {"cancelled", "completed"}, outcomes
