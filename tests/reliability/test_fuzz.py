@@ -9,7 +9,9 @@ least 100,000 each.
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
 from typing import Any
 
 import orjson
@@ -162,12 +164,21 @@ async def test_tool_arguments_from_the_model(seed: int, values: list[Any]) -> No
 # -- the session under a stream of mutated frames ---------------------------------------------
 
 
-@pytest.mark.parametrize("seed", range(8 if THOROUGH else 2))
+OURS = re.compile(r"resp_\d{4}")  # the scripted server's ids, not the transcripts'
+
+
+@pytest.mark.parametrize(
+    "seed", range(int(os.environ.get("KERNL_FUZZ_SESSIONS", 8 if THOROUGH else 2)))
+)
 async def test_session_takes_mutated_frames_and_keeps_going(
     seed: int, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
     rnd = random.Random(seed)
-    frames = mutants(GA_SEEDS, rnd, list(INTERESTING), 1000 if THOROUGH else 300)
+    count = 1000 if THOROUGH else 300
+    frames = mutants(GA_SEEDS, rnd, list(INTERESTING), count)
+    # and valid frames out of order: responses, calls and items the session never started
+    frames += [rnd.choice(GA_SEEDS) for _ in range(count)]
+    rnd.shuffle(frames)
     server = await start_server(nursery, [Reply.of(AudioReply("Still here.", ms=300))])
     channel = VirtualChannel()
     agent = RealtimeAgent(id="f", name="F", instructions="x", tools=list(TOOLS))
@@ -182,13 +193,13 @@ async def test_session_takes_mutated_frames_and_keeps_going(
             await trio.sleep(5)
             seen = [during.receive_nowait() for _ in range(during.statistics().current_buffer_used)]
         invalid = [e for e in seen if isinstance(e, InvalidFrame)]
-        assert len(invalid) >= len(frames) // 5, (len(invalid), len(seen))
+        assert len(invalid) >= len(frames) // 10, (len(invalid), len(seen))
         FRAMES["session"] += len(frames)
         async with session.events() as events:
             await session.send_message("still there?")
             with trio.fail_after(30):
                 async for event in events:
-                    if isinstance(event, ResponseDone) and event.response_id.startswith("resp_"):
+                    if isinstance(event, ResponseDone) and OURS.fullmatch(event.response_id):
                         break
     assert library_tasks() == before
     assert channel.closed
