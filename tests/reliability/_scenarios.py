@@ -79,7 +79,17 @@ class ToolLog:
                 log.finished.append("add")
             return a + b
 
-        return [slow, add]
+        @tool(cancel_on_interrupt=False)
+        async def pay(amount: int) -> str:
+            """Takes a payment; must not be cut short."""
+            log.started.append("pay")
+            try:
+                await trio.sleep(2)
+            finally:
+                log.finished.append("pay")
+            return "paid"
+
+        return [slow, add, pay]
 
     @property
     def all_wound_up(self) -> bool:
@@ -144,6 +154,17 @@ async def _tool_cancelled(
         await until(stream, ToolCancelled)
 
 
+async def _protected_tool_at_close(
+    session: RealtimeSession, server: ScriptedServer, channel: VirtualChannel
+) -> None:
+    async with session.events() as stream:
+        await session.send_message("Pay ten.")
+        await until(stream, ToolCall)
+        await channel.barge_in()  # spares the payment
+        await until(stream, ResponseInterrupted)
+    # leaving the block now: closing waits for the payment (CLOSE_GRACE)
+
+
 SCENARIOS = (
     Scenario("text_turn", (Reply.of(TextReply("Four.")),), _text_turn),
     Scenario("audio_turn", (Reply.of(AudioReply("Four.", ms=400)),), _audio_turn),
@@ -162,6 +183,11 @@ SCENARIOS = (
         "tool_cancelled_by_barge_in",
         (Reply.of(ToolCallReply("slow"), AudioReply("Working on it", ms=600), realtime=True),),
         _tool_cancelled,
+    ),
+    Scenario(
+        "protected_tool_at_close",
+        (Reply.of(ToolCallReply("pay", '{"amount": 10}'), AudioReply("Paying", ms=600)),),
+        _protected_tool_at_close,
     ),
 )
 
