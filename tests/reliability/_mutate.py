@@ -109,9 +109,8 @@ def mutate_structure(message: Any, rnd: random.Random, pool: list[Any]) -> Any:
                 parent.pop(key)
         elif op < 0.85:
             if isinstance(parent, dict):
-                parent[rnd.choice(["x", "type", "delta", "item", "response", "id"])] = rnd.choice(
-                    pool
-                )
+                name = rnd.choice(["x", "type", "delta", "item", "response", "id"])
+                parent[name] = copy.deepcopy(rnd.choice(pool))
             else:
                 parent.append(copy.deepcopy(rnd.choice(pool)))
         else:  # the same value as another JSON type
