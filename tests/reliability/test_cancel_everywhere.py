@@ -41,7 +41,7 @@ from ._scenarios import (
     start,
 )
 
-QUICK_POINTS = 12
+QUICK_POINTS = 8
 
 SCHEDULES: dict[str, int] = {}
 """Schedules run per scenario in this process (read by docs/reliability.md's command)."""
