@@ -126,7 +126,7 @@ async def test_cancel_at_every_checkpoint(
     # a run takes a few steps more or fewer than the counting run (socket timing): the last
     # values of N may fall after its end
     assert set(outcomes) <= {"cancelled", "completed"}, outcomes
-    assert outcomes.get("cancelled", 0) >= 0.9 * len(points)
+    assert outcomes.get("cancelled", 0) >= len(points) - max(2, len(points) // 10)
 
 
 # -- a Twilio call: the bridge is cancelled at each of its steps ---------------------------------
