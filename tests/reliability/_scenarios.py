@@ -165,6 +165,18 @@ async def _protected_tool_at_close(
     # leaving the block now: closing waits for the payment (CLOSE_GRACE)
 
 
+async def _microphone_turn(
+    session: RealtimeSession, server: ScriptedServer, channel: VirtualChannel
+) -> None:
+    async with session.events() as stream:
+        await channel.say(b"\x01\x00" * 24 * 300)  # 300 ms from the microphone, in real time
+        await channel.commit()
+        conn = await server.connection()
+        await conn.expect("input_audio_buffer.commit")
+        await session.create_response()
+        await until(stream, ResponseDone)
+
+
 SCENARIOS = (
     Scenario("text_turn", (Reply.of(TextReply("Four.")),), _text_turn),
     Scenario("audio_turn", (Reply.of(AudioReply("Four.", ms=400)),), _audio_turn),
@@ -184,6 +196,7 @@ SCENARIOS = (
         (Reply.of(ToolCallReply("slow"), AudioReply("Working on it", ms=600), realtime=True),),
         _tool_cancelled,
     ),
+    Scenario("microphone_turn", (Reply.of(AudioReply("Heard you.", ms=300)),), _microphone_turn),
     Scenario(
         "protected_tool_at_close",
         (Reply.of(ToolCallReply("pay", '{"amount": 10}'), AudioReply("Paying", ms=600)),),
