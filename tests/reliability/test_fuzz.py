@@ -12,6 +12,7 @@ import json
 import os
 import random
 import re
+from functools import partial
 from typing import Any
 
 import orjson
@@ -23,12 +24,13 @@ from hypothesis import strategies as st
 
 from kernl_trio import RealtimeAgent, open_session, tool
 from kernl_trio.channels import _twilio_wire
+from kernl_trio.channels.twilio import TwilioServer, serve_twilio
 from kernl_trio.context import Context
 from kernl_trio.errors import FrameDecodeError
 from kernl_trio.protocol import InvalidFrame, ResponseDone, ServerEvent
 from kernl_trio.providers.openai import OpenAIRealtimeModel
 from kernl_trio.providers.openai.codec import OpenAICodec
-from kernl_trio.testing import AudioReply, Reply, VirtualChannel
+from kernl_trio.testing import AudioReply, Reply, ScriptedServer, TwilioPeer, VirtualChannel
 from kernl_trio.tools import ToolArgumentsError
 
 from ..helpers import library_tasks, start_server
@@ -165,11 +167,10 @@ async def test_tool_arguments_from_the_model(seed: int, values: list[Any]) -> No
 
 
 OURS = re.compile(r"resp_\d{4}")  # the scripted server's ids, not the transcripts'
+SESSION_RUNS = int(os.environ.get("KERNL_FUZZ_SESSIONS", 8 if THOROUGH else 2))
 
 
-@pytest.mark.parametrize(
-    "seed", range(int(os.environ.get("KERNL_FUZZ_SESSIONS", 8 if THOROUGH else 2)))
-)
+@pytest.mark.parametrize("seed", range(SESSION_RUNS))
 async def test_session_takes_mutated_frames_and_keeps_going(
     seed: int, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -203,3 +204,43 @@ async def test_session_takes_mutated_frames_and_keeps_going(
                         break
     assert library_tasks() == before
     assert channel.closed
+
+
+# -- a live Twilio call under mutated Twilio frames ---------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(SESSION_RUNS))
+async def test_twilio_call_takes_mutated_frames_and_goes_on(
+    seed: int, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    rnd = random.Random(seed)
+    seeds = [s for s in TWILIO_SEEDS if '"stop"' not in s]
+    count = 1000 if THOROUGH else 200
+    frames = [
+        f
+        for f in mutants(seeds, rnd, list(INTERESTING), count)
+        if not (isinstance(f, str) and '"stop"' in f)  # a well-formed stop ends the call
+    ]
+    model_server: ScriptedServer = await nursery.start(ScriptedServer().run)
+    model = OpenAIRealtimeModel(api_key="sk-x", base_url=model_server.url)
+    agent = RealtimeAgent("phone", name="Phone", instructions="x")
+    bridge: TwilioServer = await nursery.start(partial(serve_twilio, agent, model=model))
+    peer: TwilioPeer = await nursery.start(TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio").run)
+    conn = await model_server.connection()
+    await conn.expect("session.update")
+    for frame in frames:
+        await peer.send(frame)
+    await trio.sleep(1)
+    assert bridge.statistics().active == 1, bridge.history
+    heard_before = conn.input_audio_total
+    await trio.sleep(0.5)
+    assert conn.input_audio_total > heard_before  # the model still hears the caller
+    conn.start_response({"type": "response.create"}, Reply.of(AudioReply("Still here", ms=200)))
+    await peer.wait_received("mark", count=5)  # the caller still hears the model
+    await peer.hang_up()
+    while bridge.statistics().active:  # noqa: ASYNC110
+        await trio.sleep(0.01)
+    record = bridge.history[-1]
+    assert record.outcome == "completed", record
+    assert record.statistics.malformed > 0
+    FRAMES["twilio_call"] = FRAMES.get("twilio_call", 0) + len(frames)
