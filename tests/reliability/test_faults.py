@@ -16,21 +16,33 @@ socket or fd of the session is left; the channel is closed.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
+from functools import partial
 from typing import Any
 
 import pytest
 import trio
 import trio.lowlevel
 import trio.testing
+import trio_websocket
 
 from kernl_trio import RealtimeAgent, open_session
 from kernl_trio._websocket_ws import CLOSE_TIMEOUT
-from kernl_trio.errors import ConnectionLost, HandshakeFailed
+from kernl_trio.channels.twilio import TwilioServer, serve_twilio
+from kernl_trio.errors import ConnectionLost, HandshakeFailed, KernlTrioError
 from kernl_trio.providers.openai import OpenAIRealtimeModel
 from kernl_trio.session import RealtimeSession
-from kernl_trio.testing import ScriptedServer, ServerConnection, VirtualChannel
+from kernl_trio.testing import (
+    AudioReply,
+    Reply,
+    ScriptedServer,
+    ServerConnection,
+    ToolCallReply,
+    TwilioPeer,
+    VirtualChannel,
+)
 
 from ._scenarios import SCENARIOS, Run, Scenario, ToolLog, open_fds, run_scenario, sample
 
@@ -248,3 +260,74 @@ async def test_leaving_the_block_with_a_stalled_peer_is_bounded(
     assert trio.current_time() - left == pytest.approx(CLOSE_TIMEOUT)
     assert library_tasks() == tasks_before
     assert run.channel.closed
+
+
+# -- a Twilio call: the caller goes away, or the model's socket drops, at each instant ----------
+
+
+async def _twilio_fault(fault: str, at: float) -> str:
+    tools = ToolLog()
+    agent = RealtimeAgent("phone", name="Phone", instructions="x", tools=tools.tools())
+    reply = Reply.of(ToolCallReply("slow"), AudioReply("Hello there.", ms=1500), realtime=True)
+    async with trio.open_nursery() as outer:
+        model_server = await outer.start(ScriptedServer([reply]).run)
+        model = OpenAIRealtimeModel(api_key="sk-x", base_url=model_server.url)
+        bridge: TwilioServer = await outer.start(partial(serve_twilio, agent, model=model))
+        await trio.lowlevel.checkpoint()
+        tasks_before, fds_before = library_tasks(), open_fds()
+        peer = TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio")
+        outer.start_soon(_caller, peer)
+        conn = await model_server.connection()
+        await conn.expect("session.update")
+        start = trio.current_time()
+
+        async def script() -> None:
+            conn.start_response({"type": "response.create"})
+            await trio.sleep(0.8)
+            await conn.speech_started()
+            await trio.sleep(2)
+            await peer.hang_up()
+
+        async with trio.open_nursery() as acts:
+            acts.start_soon(script)
+            await trio.sleep_until(start + at)
+            acts.cancel_scope.cancel()
+        if fault == "caller_disconnects":
+            with trio.move_on_after(10):
+                await peer.disconnect()
+        else:
+            await conn.drop()
+        with trio.fail_after(30):
+            while bridge.statistics().active:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        await trio.sleep(6)
+        where = f"twilio call, {fault} at {at:.2f} s"
+        [record] = bridge.history
+        if record.outcome == "failed":
+            assert isinstance(record.error, KernlTrioError), f"{where}: {record.error!r}"
+        assert tools.all_wound_up, f"{where}: {tools}"
+        assert peer.closed.is_set(), f"{where}: Twilio's socket open"
+        assert conn.closed.is_set(), f"{where}: the model's socket open"
+        assert library_tasks() - tasks_before == set(), f"{where}: tasks leaked"
+        outer.cancel_scope.cancel()
+    assert open_fds() <= fds_before, f"{where}: fd leaked"
+    return record.outcome
+
+
+async def _caller(peer: TwilioPeer) -> None:
+    with contextlib.suppress(trio_websocket.ConnectionClosed, OSError, trio.BrokenResourceError):
+        await peer.run()
+
+
+@pytest.mark.parametrize("fault", ["caller_disconnects", "model_drops"])
+async def test_twilio_call_fault_at_every_instant(
+    fault: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    instants = [k * 0.05 for k in range(0, 70)]  # 0 .. 3.45 s, every 50 ms
+    points = [instants[i - 1] for i in sample(len(instants), QUICK_POINTS + 2)]
+    outcomes: dict[str, int] = {}
+    for at in points:
+        outcome = await _twilio_fault(fault, at)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    INJECTED[f"twilio_call/{fault}"] = len(points)
+    print(f"\ntwilio_call {fault}: {len(points)} faults, {outcomes}")
