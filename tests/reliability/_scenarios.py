@@ -224,10 +224,25 @@ async def run_scenario(
     api_key: str = FAKE_API_KEY,
     url: str | None = None,
     on_open: Callable[[RealtimeSession], None] | None = None,
+    form: str = "open_session",
 ) -> None:
-    """One conversation, start to end, then ``linger`` seconds inside the block."""
+    """One conversation, start to end, then ``linger`` seconds inside the block.
+
+    ``form="nursery_start"`` runs the session the second way: ``await nursery.start(
+    session.run)`` in the caller's nursery, then ``session.close()``.
+    """
     agent = RealtimeAgent(id="r", name="R", instructions="Be brief.", tools=run.tools.tools())
     model = OpenAIRealtimeModel(api_key=api_key, base_url=url or server.url)
+    if form == "nursery_start":
+        session = RealtimeSession(agent, model=model, channel=run.channel)
+        run.session = session
+        async with trio.open_nursery() as nursery:
+            await nursery.start(session.run)
+            await scenario.drive(session, server, run.channel)
+            if linger:
+                await trio.sleep(linger)
+            session.close()
+        return
     async with open_session(agent, model=model, channel=run.channel) as session:
         run.session = session
         if on_open is not None:

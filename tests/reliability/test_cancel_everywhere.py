@@ -75,7 +75,9 @@ class CancelAtStep(trio.abc.Instrument):
             self.scope.cancel()
 
 
-async def _one_run(scenario: Scenario, at: int | None) -> tuple[int, str]:
+async def _one_run(
+    scenario: Scenario, at: int | None, form: str = "open_session"
+) -> tuple[int, str]:
     """Run ``scenario`` once, cancelled at step ``at``; check the promises; return the
     steps counted and how it ended."""
     async with trio.open_nursery() as servers:
@@ -87,7 +89,7 @@ async def _one_run(scenario: Scenario, at: int | None) -> tuple[int, str]:
 
             async def counted() -> None:
                 instrument.root = trio.lowlevel.current_task()
-                await run_scenario(scenario, run.server, run)
+                await run_scenario(scenario, run.server, run, form=form)
 
             trio.lowlevel.add_instrument(instrument)
             try:
@@ -127,6 +129,23 @@ async def test_cancel_at_every_checkpoint(
     # values of N may fall after its end
     assert set(outcomes) <= {"cancelled", "completed"}, outcomes
     assert outcomes.get("cancelled", 0) >= len(points) - max(2, len(points) // 10)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+async def test_cancel_the_nursery_start_form_at_every_checkpoint(
+    scenario: Scenario, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The same, for ``await nursery.start(session.run)`` and ``session.close()``."""
+    total, outcome = await _one_run(scenario, None, "nursery_start")
+    assert outcome == "completed"
+    outcomes: dict[str, int] = {}
+    points = sample(total, QUICK_POINTS // 2)
+    for at in points:
+        _, outcome = await _one_run(scenario, at, "nursery_start")
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    SCHEDULES[f"{scenario.name} (nursery.start)"] = len(points)
+    print(f"\n{scenario.name} (nursery.start): {total} steps, {len(points)} schedules, {outcomes}")
+    assert set(outcomes) <= {"cancelled", "completed"}, outcomes
 
 
 # -- a Twilio call: the bridge is cancelled at each of its steps ---------------------------------
