@@ -173,20 +173,29 @@ async def _one_run(scenario: Scenario, fault: str, after: int) -> tuple[str, int
         run = Run(server, VirtualChannel(), ToolLog())
         tasks_before, fds_before = library_tasks(), open_fds()
         ended: list[str] = []
+        published: list[Any] = []
+        got: dict[bool, list[Any]] = {False: [], True: []}
 
-        async def watch(session: RealtimeSession, batches: bool) -> None:
+        async def watch(stream: Any, batches: bool) -> None:
             try:
-                async with session.event_batches() if batches else session.events() as stream:
-                    async for _ in stream:
-                        pass
+                async with stream:
+                    async for item in stream:
+                        got[batches].extend(item if batches else [item])
                 ended.append("ended")
             except BaseException as exc:
                 ended.append(repr(exc))
                 raise
 
         def watch_both(session: RealtimeSession) -> None:
-            watchers.start_soon(watch, session, False)
-            watchers.start_soon(watch, session, True)
+            publish = session._events.publish
+
+            def recording(event: Any) -> None:
+                published.append(event)
+                publish(event)
+
+            session._events.publish = recording  # type: ignore[method-assign]
+            watchers.start_soon(watch, session.events(), False)
+            watchers.start_soon(watch, session.event_batches(), True)
 
         async with trio.open_nursery() as watchers:
             outcome = "completed"
@@ -212,6 +221,9 @@ async def _one_run(scenario: Scenario, fault: str, after: int) -> tuple[str, int
                 outcome = "lost before the block"
         where = f"{scenario.name}, {fault} after event {after}"
         assert ended in ([], ["ended", "ended"]), f"{where}: the subscribers {ended}"
+        # every event published while they read reached both, in order, up to the close
+        assert got[False] == published, f"{where}: events() lost events"
+        assert got[True] == published, f"{where}: event_batches() lost events"
         if server.fired:
             assert outcome.startswith("lost"), f"{where}: {outcome}"
         assert library_tasks() == tasks_before, f"{where}: tasks leaked"
