@@ -29,15 +29,17 @@ from kernl_trio import RealtimeAgent, open_session, tool
 from kernl_trio.errors import ConnectionLost, SubscriberOverflow
 from kernl_trio.protocol import (
     AudioOutputDelta,
+    ResponseCreated,
     ResponseInterrupted,
     SpeechStarted,
     ToolCall,
     ToolCancelled,
 )
 from kernl_trio.providers.openai import OpenAIRealtimeModel
-from kernl_trio.session import MICROPHONE_BACKLOG, SessionEvent
+from kernl_trio.session import MICROPHONE_BACKLOG, MICROPHONE_STALL, SessionEvent
 from kernl_trio.testing import AudioReply, Reply, ScriptedServer, ToolCallReply, VirtualChannel
 
+from ..test_session_edges import AGENT, StuckModel
 from .test_faults import Proxy
 
 PARTS = ("never_reads", "stalled_playback", "hanging_tool", "blocked_writes", "all")
@@ -175,3 +177,35 @@ async def test_stuck_part_under_real_time_audio(
     )
     assert not lost or "blocked_writes" in stuck
     assert channel.closed
+
+
+async def test_channel_barge_in_with_the_microphone_queue_full(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Found by this suite: once MICROPHONE_BACKLOG chunks waited behind a socket that takes
+    no audio, the channel's reader blocked on the full queue, so a barge-in from the channel
+    waited behind the audio until the connection was given up. Now the reader waits at most
+    MICROPHONE_STALL for room, then drops (and counts) microphone audio while the socket
+    takes none, and the interrupt gets through."""
+    model = StuckModel()  # a connection whose socket never takes an audio append
+    channel = VirtualChannel()
+    async with open_session(AGENT, model=model, channel=channel) as session:
+        async with session.events() as events:
+            model.conn.push(
+                ResponseCreated("r1"), AudioOutputDelta("r1", "i1", b"\x00" * 48 * 60_000)
+            )
+            await trio.sleep(0.5)
+            with trio.fail_after(10):  # the channel is never held back for long
+                for _ in range(MICROPHONE_BACKLOG + 100):  # more than the queue holds
+                    await channel.say(b"\x00" * 960, paced=False)
+            started = trio.current_time()
+            with trio.fail_after(MICROPHONE_STALL + 0.1):
+                await channel.barge_in()
+                async for event in events:
+                    if isinstance(event, ResponseInterrupted):
+                        break
+            assert trio.current_time() - started <= MICROPHONE_STALL
+        statistics = session.statistics()
+    assert event.source == "channel"
+    assert statistics.microphone_dropped >= 99
+    assert session._mic_send.statistics().current_buffer_used <= MICROPHONE_BACKLOG
