@@ -209,3 +209,60 @@ async def test_channel_barge_in_with_the_microphone_queue_full(
     assert event.source == "channel"
     assert statistics.microphone_dropped >= 99
     assert session._mic_send.statistics().current_buffer_used <= MICROPHONE_BACKLOG
+
+
+@pytest.mark.parametrize("part", PARTS)
+async def test_channel_barge_in_with_a_stuck_part(
+    part: str, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The same stuck parts, 8 s into real-time audio both ways; the user barges in from the
+    channel: the interruption is published at that instant, the hanging tool is cancelled."""
+    stuck = {part} if part != "all" else set(PARTS)
+    hang_log: list[str] = []
+
+    @tool
+    async def hang() -> str:
+        """Never returns."""
+        hang_log.append("start")
+        try:
+            await trio.sleep_forever()
+        finally:
+            hang_log.append("finally")
+        return ""
+
+    parts = (ToolCallReply("hang"),) if "hanging_tool" in stuck else ()
+    reply = Reply.of(*parts, AudioReply("A long answer.", ms=40_000), realtime=True)
+    server: ScriptedServer = await nursery.start(ScriptedServer([reply]).run)
+    url = server.url
+    proxy = None
+    if "blocked_writes" in stuck:
+        proxy = await nursery.start(Proxy(server.port).run)
+        url = f"ws://127.0.0.1:{proxy.port}/v1/realtime"
+    channel = StallingChannel(10) if "stalled_playback" in stuck else VirtualChannel()
+    agent = RealtimeAgent(id="l", name="L", instructions="x", tools=[hang])
+    model = OpenAIRealtimeModel(api_key="sk-x", base_url=url)
+    async with open_session(agent, model=model, channel=channel) as session:
+        never_read = session.events(max_backlog=64)
+        async with session.events() as events, trio.open_nursery() as inner:
+
+            async def speak() -> None:
+                while True:
+                    await channel.say(b"\x01\x00" * 480)
+
+            inner.start_soon(speak)
+            conn = await server.connection()
+            if proxy is not None:
+                proxy.frozen_up = True
+            conn.start_response({"type": "response.create"})
+            await trio.sleep(8)  # (a socket blocked for 10 s is given up on)
+            barged = trio.current_time()
+            await channel.barge_in()
+            async for event in events:
+                if isinstance(event, ResponseInterrupted):
+                    break
+            assert trio.current_time() == barged
+            assert event.source == "channel"
+            inner.cancel_scope.cancel()
+        never_read.close()
+    if "hanging_tool" in stuck:
+        assert hang_log == ["start", "finally"]
