@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections.abc
 import enum
 import inspect
+import json
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -514,4 +515,17 @@ def _orjson_default(value: Any) -> Any:
 def dumps(value: Any) -> str:
     """A tool result as JSON text (attrs instances via cattrs). Raises TypeError."""
     plain = CONVERTER.unstructure(value)
-    return orjson.dumps(plain, default=_orjson_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    try:
+        return orjson.dumps(plain, default=_orjson_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:
+        pass  # e.g. an integer past 64 bits: valid JSON that orjson refuses
+    try:
+        return json.dumps(
+            plain,
+            default=_orjson_default,
+            separators=(",", ":"),
+            ensure_ascii=False,
+            allow_nan=False,
+        )
+    except ValueError as exc:  # a cycle, or NaN next to the wide integer
+        raise TypeError(str(exc)) from None

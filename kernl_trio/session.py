@@ -96,6 +96,11 @@ E = TypeVar("E", bound=SessionEvent)
 MICROPHONE_BACKLOG = 500
 """Microphone chunks queued behind a slow socket before the channel is held back."""
 
+MICROPHONE_STALL = 0.5
+"""How long the channel is held back by a full microphone queue. After that the socket is
+taking no audio: microphone input is dropped (``statistics().microphone_dropped``) until
+the queue has room, so that the channel's interrupts still get through."""
+
 CLOSE_GRACE = CLOSE_TIMEOUT
 """How long closing waits for a call that must not be cancelled, and for the channel."""
 
@@ -107,6 +112,9 @@ class SessionStatistics:
     subscribers: list[SubscriberStatistics]
     abandoned_threads: int = 0
     """Sync tools whose worker thread was abandoned by a cancellation and may still run."""
+    microphone_dropped: int = 0
+    """Microphone chunks (and commits) dropped while the socket took no audio (see
+    ``MICROPHONE_STALL``)."""
 
 
 @attrs.define(eq=False)
@@ -204,6 +212,7 @@ class RealtimeSession:
             MICROPHONE_BACKLOG
         )
         self._abandoned_threads = 0
+        self._microphone_dropped = 0
 
     # -- state --------------------------------------------------------------------------------
     @property
@@ -237,6 +246,7 @@ class RealtimeSession:
             core.interruptions,
             self._events.statistics(),
             self._abandoned_threads,
+            self._microphone_dropped,
         )
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -625,16 +635,34 @@ class RealtimeSession:
     # -- channel input -----------------------------------------------------------------------------
     async def _read_channel_input(self) -> None:
         """Interrupts reach the core at once; audio queues for the microphone sender, so a
-        barge-in never waits behind audio stuck in a slow socket."""
+        barge-in never waits behind audio stuck in a slow socket. A full queue holds the
+        channel back for at most ``MICROPHONE_STALL``; then, while the queue stays full,
+        microphone input is dropped rather than left in front of the channel's interrupts."""
         assert self._user_channel is not None
+        stalled = False
         async with self._mic_send:
             async for item in self._user_channel.input:
                 if isinstance(item, ChannelInterrupt):
                     self._execute(self._core.interrupt("channel", trio.current_time()))
-                elif isinstance(item, ChannelAudio):
-                    await self._mic_send.send(AudioInputAppend(item.audio))
+                    continue
+                if isinstance(item, ChannelAudio):
+                    event: ClientEvent = AudioInputAppend(item.audio)
                 elif isinstance(item, ChannelCommit):
-                    await self._mic_send.send(AudioInputCommit())
+                    event = AudioInputCommit()
+                else:
+                    continue
+                try:  # the channel's receive was this chunk's checkpoint
+                    self._mic_send.send_nowait(event)
+                    stalled = False
+                    continue
+                except trio.WouldBlock:
+                    pass
+                if not stalled:
+                    with trio.move_on_after(MICROPHONE_STALL) as waited:
+                        await self._mic_send.send(event)
+                    stalled = waited.cancelled_caught
+                if stalled:
+                    self._microphone_dropped += 1
 
     async def _send_microphone(self, conn: RealtimeConnection) -> None:
         async with self._mic_receive:

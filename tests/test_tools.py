@@ -1,6 +1,7 @@
 """@tool, Tool and Toolkit: schemas, argument checking, invocation, cancellation."""
 
 import enum
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Optional
@@ -876,3 +877,19 @@ async def test_integer_arguments_past_64_bits_stay_exact() -> None:
     assert await echo.invoke(Context(None), '{"n": 18446744073709551616}') == "18446744073709551616"
     with pytest.raises(ToolArgumentsError, match="not valid JSON"):
         await echo.invoke(Context(None), '{"n": NaN}')
+
+
+async def test_integer_results_past_64_bits_are_serialised_exactly() -> None:
+    # found by the reliability fuzzer: add(2**64, 1) failed with "not JSON serialisable"
+    @tool
+    def add(a: int, b: int) -> dict[str, int]:
+        """Adds."""
+        return {"sum": a + b}
+
+    output = await add.invoke(Context(None), '{"a": 18446744073709551616, "b": -1}')
+    assert output == '{"sum":18446744073709551615}'  # orjson's own range
+    output = await add.invoke(Context(None), '{"a": 18446744073709551616, "b": 1}')
+    assert output == '{"sum":18446744073709551617}'
+    assert json.loads(output) == {"sum": 2**64 + 1}
+    with pytest.raises(ToolResultError):
+        add.serialise({"wide": 2**64, "nan": float("nan")})

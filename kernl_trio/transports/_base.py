@@ -83,12 +83,27 @@ that opens the WebSocket (raising :class:`~kernl_trio.errors.HandshakeFailed` if
 and closes it on exit."""
 
 
-def refused(url: str, status: int, body: bytes | bytearray | str | None) -> HandshakeFailed:
-    """The server answered the upgrade with something other than 101."""
+def refused(
+    url: str,
+    status: int,
+    body: bytes | bytearray | str | None,
+    headers: Sequence[Header] = (),
+) -> HandshakeFailed:
+    """The server answered the upgrade with something other than 101.
+
+    A secret of ``headers`` that the body quotes back (a server may echo the request's
+    ``Authorization``) is replaced by ``<redacted>`` before the body reaches the error.
+    """
     if isinstance(body, bytes | bytearray):
         text = body[: HANDSHAKE_BODY_CHARS * 4].decode("utf-8", "replace")
     else:
         text = body or ""
+    for _, value in headers:
+        if isinstance(value, Secret):
+            secret = value.reveal()
+            for part in (secret, secret.partition(" ")[2]):
+                if len(part) >= 8:  # a short fragment would redact ordinary words
+                    text = text.replace(part, "<redacted>")
     text = text[:HANDSHAKE_BODY_CHARS]
     message = f"{url} refused the WebSocket upgrade ({status})"
     if text.strip():

@@ -348,7 +348,7 @@ async def connect_websockets_sansio(
             ws = await _open_sansio(url, headers, max_message_size)
     except InvalidStatus as exc:
         response = exc.response
-        raise refused(url, response.status_code, response.body) from None
+        raise refused(url, response.status_code, response.body, headers) from None
     except (
         InvalidHandshake,
         InvalidURI,

@@ -167,7 +167,7 @@ async def connect_trio_websocket(
                 if handshake.cancelled_caught or ws.closed is not None:  # a bad answer, a hang-up
                     raise cannot_open(url, OSError("the server closed during the handshake"))
             except (trio_websocket.HandshakeError, OSError, trio.TooSlowError) as exc:
-                raise _handshake_failed(url, exc) from None
+                raise _handshake_failed(url, exc, headers) from None
             opened = True
             socket = _TrioWebSocket(ws, stream, max_message_size)
             nursery.start_soon(socket.keepalive)
@@ -180,19 +180,21 @@ async def connect_trio_websocket(
     except BaseExceptionGroup as group:
         rejected = group.subgroup(trio_websocket.ConnectionRejected)
         if not opened and rejected is not None:  # the status says the most
-            raise _handshake_failed(url, collapse(rejected)) from None
+            raise _handshake_failed(url, collapse(rejected), headers) from None
         error = collapse(group)
         # trio-websocket raises a refused upgrade from its reader task, so it arrives here,
         # as do wsproto's and h11's errors on an answer that is no WebSocket upgrade
         if not opened and isinstance(error, Exception) and not isinstance(error, HandshakeFailed):
-            raise _handshake_failed(url, error) from None
+            raise _handshake_failed(url, error, headers) from None
         raise error from None
     finally:
         if stream is not None:
             await trio.aclose_forcefully(stream)
 
 
-def _handshake_failed(url: str, exc: BaseException) -> HandshakeFailed:
+def _handshake_failed(
+    url: str, exc: BaseException, headers: Sequence[Header]
+) -> HandshakeFailed:
     if isinstance(exc, trio_websocket.ConnectionRejected):
-        return refused(url, exc.status_code, exc.body)
+        return refused(url, exc.status_code, exc.body, headers)
     return cannot_open(url, exc)

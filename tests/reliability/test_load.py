@@ -1,0 +1,268 @@
+"""Slow and stuck parts while audio streams at real-time rate (issue 12, part 4).
+
+The microphone streams 24 kHz PCM16 in 20 ms chunks, paced in trio time, and the server
+streams its answer in real time, while one part is stuck:
+
+- ``never_reads``: a subscriber (``max_backlog=64``) that is never read;
+- ``stalled_playback``: a channel whose ``play`` stops returning after a few chunks;
+- ``hanging_tool``: a tool that never returns (and must be cancelled by the barge-in);
+- ``blocked_writes``: a proxy that stops taking what the client writes (socket writes back
+  up, then block);
+- ``all``: every one of them at once.
+
+Then the server hears the user: the interruption must be published in the very scheduler pass
+that handles ``speech_started`` (before it, at the same step), two reading subscribers must
+both get every event (the same list; every audio delta the server sent before the barge-in),
+and memory stays inside the documented bounds: the stuck subscriber is detached at its
+``max_backlog`` with ``SubscriberOverflow``, the microphone queue never exceeds
+``MICROPHONE_BACKLOG``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.lowlevel
+import trio.testing
+
+from kernl_trio import RealtimeAgent, open_session, tool
+from kernl_trio.errors import ConnectionLost, SubscriberOverflow
+from kernl_trio.protocol import (
+    AudioOutputDelta,
+    ResponseCreated,
+    ResponseInterrupted,
+    SpeechStarted,
+    ToolCall,
+    ToolCancelled,
+)
+from kernl_trio.providers.openai import OpenAIRealtimeModel
+from kernl_trio.session import MICROPHONE_BACKLOG, MICROPHONE_STALL, SessionEvent
+from kernl_trio.testing import AudioReply, Reply, ScriptedServer, ToolCallReply, VirtualChannel
+
+from ..test_session_edges import AGENT, StuckModel
+from .test_faults import Proxy
+
+PARTS = ("never_reads", "stalled_playback", "hanging_tool", "blocked_writes", "all")
+
+
+class StallingChannel(VirtualChannel):
+    """Plays ``chunks`` chunks, then ``play`` never returns."""
+
+    def __init__(self, chunks: int) -> None:
+        super().__init__()
+        self.left = chunks
+
+    async def play(self, audio: bytes, *, item_id: str, content_index: int = 0) -> None:
+        if self.left <= 0:
+            await trio.sleep_forever()
+        self.left -= 1
+        await super().play(audio, item_id=item_id, content_index=content_index)
+
+
+class StepCounter(trio.abc.Instrument):
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.steps += 1
+
+
+@pytest.mark.parametrize("part", PARTS)
+async def test_stuck_part_under_real_time_audio(
+    part: str, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    stuck = {part} if part != "all" else set(PARTS)
+    hang_log: list[str] = []
+
+    @tool
+    async def hang() -> str:
+        """Never returns."""
+        hang_log.append("start")
+        try:
+            await trio.sleep_forever()
+        finally:
+            hang_log.append("finally")
+        return ""
+
+    parts = (ToolCallReply("hang"),) if "hanging_tool" in stuck else ()
+    reply = Reply.of(*parts, AudioReply("A long answer.", ms=6000), realtime=True)
+    server: ScriptedServer = await nursery.start(ScriptedServer([reply]).run)
+    url = server.url
+    proxy = None
+    if "blocked_writes" in stuck:
+        proxy = await nursery.start(Proxy(server.port).run)
+        url = f"ws://127.0.0.1:{proxy.port}/v1/realtime"
+    channel = StallingChannel(10) if "stalled_playback" in stuck else VirtualChannel()
+    agent = RealtimeAgent(id="l", name="L", instructions="x", tools=[hang])
+    model = OpenAIRealtimeModel(api_key="sk-x", base_url=url)
+    steps = StepCounter()
+    published: list[tuple[int, float, SessionEvent]] = []
+    received: list[list[SessionEvent]] = [[], []]
+    mic_high_water = 0
+    lost = False
+    try:
+        async with open_session(agent, model=model, channel=channel) as session:
+            publish = session._events.publish
+
+            def recording(event: SessionEvent) -> None:
+                published.append((steps.steps, trio.current_time(), event))
+                publish(event)
+
+            session._events.publish = recording  # type: ignore[method-assign]
+            trio.lowlevel.add_instrument(steps)
+            never_read = session.events(max_backlog=64)
+            readers = [session.events(), session.events()]
+            async with trio.open_nursery() as inner:
+
+                async def read(index: int) -> None:
+                    async with readers[index] as stream:
+                        async for event in stream:
+                            received[index].append(event)
+
+                async def speak() -> None:
+                    nonlocal mic_high_water
+                    for _ in range(2000):  # 40 s, one 20 ms chunk at a time, in real time
+                        await channel.say(b"\x01\x00" * 480)
+                        used = session._mic_send.statistics().current_buffer_used
+                        mic_high_water = max(mic_high_water, used)
+
+                for index in range(2):
+                    inner.start_soon(read, index)
+                inner.start_soon(speak)
+                conn = await server.connection()
+                if proxy is not None:
+                    proxy.frozen_up = True
+                conn.start_response({"type": "response.create"})
+                if "hanging_tool" in stuck:
+                    await session.wait_for(ToolCall)
+                await session.wait_for(AudioOutputDelta)
+                await trio.sleep(2)
+                deltas_sent = sum(e["type"] == "response.output_audio.delta" for e in conn.sent)
+                await conn.speech_started()
+                await trio.sleep(3)
+                inner.cancel_scope.cancel()
+            overflowed = [s for s in session.statistics().subscribers if s.overflowed]
+            assert not overflowed  # detached subscribers leave the statistics
+            with pytest.raises(SubscriberOverflow) as raised:
+                async with never_read:
+                    async for _ in never_read:
+                        pass
+            assert raised.value.delivered == 64
+    except ConnectionLost:
+        lost = True  # the blocked writes are given up on (after the interruption)
+    finally:
+        trio.lowlevel.remove_instrument(steps)
+
+    interrupted = [(s, t) for s, t, e in published if isinstance(e, ResponseInterrupted)]
+    speech = [(s, t) for s, t, e in published if isinstance(e, SpeechStarted)]
+    assert len(interrupted) == 1 and len(speech) == 1, published[-5:]
+    assert interrupted[0] == speech[0]  # the same step of the same task: one pass
+    order = [type(e) for _, _, e in published]
+    assert order.index(ResponseInterrupted) == order.index(SpeechStarted) - (
+        2 if "hanging_tool" in stuck else 1
+    )
+    if "hanging_tool" in stuck:
+        assert hang_log == ["start", "finally"]
+        assert any(isinstance(e, ToolCancelled) for _, _, e in published)
+    everything = [e for _, _, e in published]
+    assert received[0] == received[1]
+    assert [e for e in received[0] if isinstance(e, AudioOutputDelta)] == [
+        e for e in everything if isinstance(e, AudioOutputDelta)
+    ]
+    assert len([e for e in everything if isinstance(e, AudioOutputDelta)]) == deltas_sent
+    assert mic_high_water <= MICROPHONE_BACKLOG
+    print(
+        f"\n{part}: lost={lost} mic_high_water={mic_high_water} deltas={deltas_sent} "
+        f"events={len(published)}"
+    )
+    assert not lost or "blocked_writes" in stuck
+    assert channel.closed
+
+
+async def test_channel_barge_in_with_the_microphone_queue_full(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Found by this suite: once MICROPHONE_BACKLOG chunks waited behind a socket that takes
+    no audio, the channel's reader blocked on the full queue, so a barge-in from the channel
+    waited behind the audio until the connection was given up. Now the reader waits at most
+    MICROPHONE_STALL for room, then drops (and counts) microphone audio while the socket
+    takes none, and the interrupt gets through."""
+    model = StuckModel()  # a connection whose socket never takes an audio append
+    channel = VirtualChannel()
+    async with open_session(AGENT, model=model, channel=channel) as session:
+        async with session.events() as events:
+            model.conn.push(
+                ResponseCreated("r1"), AudioOutputDelta("r1", "i1", b"\x00" * 48 * 60_000)
+            )
+            await trio.sleep(0.5)
+            with trio.fail_after(10):  # the channel is never held back for long
+                for _ in range(MICROPHONE_BACKLOG + 100):  # more than the queue holds
+                    await channel.say(b"\x00" * 960, paced=False)
+            started = trio.current_time()
+            with trio.fail_after(MICROPHONE_STALL + 0.1):
+                await channel.barge_in()
+                async for event in events:
+                    if isinstance(event, ResponseInterrupted):
+                        assert event.source == "channel"
+                        break
+            assert trio.current_time() - started <= MICROPHONE_STALL
+        statistics = session.statistics()
+    assert statistics.microphone_dropped >= 99
+    assert session._mic_send.statistics().current_buffer_used <= MICROPHONE_BACKLOG
+
+
+@pytest.mark.parametrize("part", PARTS)
+async def test_channel_barge_in_with_a_stuck_part(
+    part: str, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The same stuck parts, 8 s into real-time audio both ways; the user barges in from the
+    channel: the interruption is published at that instant, the hanging tool is cancelled."""
+    stuck = {part} if part != "all" else set(PARTS)
+    hang_log: list[str] = []
+
+    @tool
+    async def hang() -> str:
+        """Never returns."""
+        hang_log.append("start")
+        try:
+            await trio.sleep_forever()
+        finally:
+            hang_log.append("finally")
+        return ""
+
+    parts = (ToolCallReply("hang"),) if "hanging_tool" in stuck else ()
+    reply = Reply.of(*parts, AudioReply("A long answer.", ms=40_000), realtime=True)
+    server: ScriptedServer = await nursery.start(ScriptedServer([reply]).run)
+    url = server.url
+    proxy = None
+    if "blocked_writes" in stuck:
+        proxy = await nursery.start(Proxy(server.port).run)
+        url = f"ws://127.0.0.1:{proxy.port}/v1/realtime"
+    channel = StallingChannel(10) if "stalled_playback" in stuck else VirtualChannel()
+    agent = RealtimeAgent(id="l", name="L", instructions="x", tools=[hang])
+    model = OpenAIRealtimeModel(api_key="sk-x", base_url=url)
+    async with open_session(agent, model=model, channel=channel) as session:
+        never_read = session.events(max_backlog=64)
+        async with session.events() as events, trio.open_nursery() as inner:
+
+            async def speak() -> None:
+                while True:
+                    await channel.say(b"\x01\x00" * 480)
+
+            inner.start_soon(speak)
+            conn = await server.connection()
+            if proxy is not None:
+                proxy.frozen_up = True
+            conn.start_response({"type": "response.create"})
+            await trio.sleep(8)  # (a socket blocked for 10 s is given up on)
+            barged = trio.current_time()
+            await channel.barge_in()
+            async for event in events:
+                if isinstance(event, ResponseInterrupted):
+                    assert event.source == "channel"
+                    break
+            assert trio.current_time() == barged
+            inner.cancel_scope.cancel()
+        never_read.close()
+    if "hanging_tool" in stuck:
+        assert hang_log == ["start", "finally"]
