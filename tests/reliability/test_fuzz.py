@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kernl_trio import RealtimeAgent, open_session, tool
-from kernl_trio.channels import _twilio_wire
 from kernl_trio.channels.twilio import TwilioServer, serve_twilio
+from kernl_trio.channels.twilio import _wire as _twilio_wire
 from kernl_trio.context import Context
 from kernl_trio.errors import FrameDecodeError
 from kernl_trio.protocol import InvalidFrame, ResponseDone, ServerEvent
