@@ -192,9 +192,7 @@ async def connect_trio_websocket(
             await trio.aclose_forcefully(stream)
 
 
-def _handshake_failed(
-    url: str, exc: BaseException, headers: Sequence[Header]
-) -> HandshakeFailed:
+def _handshake_failed(url: str, exc: BaseException, headers: Sequence[Header]) -> HandshakeFailed:
     if isinstance(exc, trio_websocket.ConnectionRejected):
         return refused(url, exc.status_code, exc.body, headers)
     return cannot_open(url, exc)
