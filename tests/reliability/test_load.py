@@ -20,6 +20,7 @@ and memory stays inside the documented bounds: the stuck subscriber is detached 
 
 from __future__ import annotations
 
+import attrs
 import pytest
 import trio
 import trio.lowlevel
@@ -67,10 +68,19 @@ class StepCounter(trio.abc.Instrument):
         self.steps += 1
 
 
-@pytest.mark.parametrize("part", PARTS)
-async def test_stuck_part_under_real_time_audio(
-    part: str, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
-) -> None:
+@attrs.define
+class StuckSetup:
+    stuck: set[str]
+    hang_log: list[str]
+    server: ScriptedServer
+    proxy: Proxy | None
+    channel: VirtualChannel
+    agent: RealtimeAgent
+    model: OpenAIRealtimeModel
+
+
+async def _stuck_setup(part: str, nursery: trio.Nursery, *, answer_ms: int) -> StuckSetup:
+    """A real-time answer of ``answer_ms`` with ``part`` stuck (or all parts, for "all")."""
     stuck = {part} if part != "all" else set(PARTS)
     hang_log: list[str] = []
 
@@ -85,7 +95,7 @@ async def test_stuck_part_under_real_time_audio(
         return ""
 
     parts = (ToolCallReply("hang"),) if "hanging_tool" in stuck else ()
-    reply = Reply.of(*parts, AudioReply("A long answer.", ms=6000), realtime=True)
+    reply = Reply.of(*parts, AudioReply("A long answer.", ms=answer_ms), realtime=True)
     server: ScriptedServer = await nursery.start(ScriptedServer([reply]).run)
     url = server.url
     proxy = None
@@ -95,6 +105,16 @@ async def test_stuck_part_under_real_time_audio(
     channel = StallingChannel(10) if "stalled_playback" in stuck else VirtualChannel()
     agent = RealtimeAgent(id="l", name="L", instructions="x", tools=[hang])
     model = OpenAIRealtimeModel(api_key="sk-x", base_url=url)
+    return StuckSetup(stuck, hang_log, server, proxy, channel, agent, model)
+
+
+@pytest.mark.parametrize("part", PARTS)
+async def test_stuck_part_under_real_time_audio(
+    part: str, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    setup = await _stuck_setup(part, nursery, answer_ms=6000)
+    stuck, hang_log, server, proxy = setup.stuck, setup.hang_log, setup.server, setup.proxy
+    channel, agent, model = setup.channel, setup.agent, setup.model
     steps = StepCounter()
     published: list[tuple[int, float, SessionEvent]] = []
     received: list[list[SessionEvent]] = [[], []]
@@ -217,30 +237,9 @@ async def test_channel_barge_in_with_a_stuck_part(
 ) -> None:
     """The same stuck parts, 8 s into real-time audio both ways; the user barges in from the
     channel: the interruption is published at that instant, the hanging tool is cancelled."""
-    stuck = {part} if part != "all" else set(PARTS)
-    hang_log: list[str] = []
-
-    @tool
-    async def hang() -> str:
-        """Never returns."""
-        hang_log.append("start")
-        try:
-            await trio.sleep_forever()
-        finally:
-            hang_log.append("finally")
-        return ""
-
-    parts = (ToolCallReply("hang"),) if "hanging_tool" in stuck else ()
-    reply = Reply.of(*parts, AudioReply("A long answer.", ms=40_000), realtime=True)
-    server: ScriptedServer = await nursery.start(ScriptedServer([reply]).run)
-    url = server.url
-    proxy = None
-    if "blocked_writes" in stuck:
-        proxy = await nursery.start(Proxy(server.port).run)
-        url = f"ws://127.0.0.1:{proxy.port}/v1/realtime"
-    channel = StallingChannel(10) if "stalled_playback" in stuck else VirtualChannel()
-    agent = RealtimeAgent(id="l", name="L", instructions="x", tools=[hang])
-    model = OpenAIRealtimeModel(api_key="sk-x", base_url=url)
+    setup = await _stuck_setup(part, nursery, answer_ms=40_000)
+    stuck, hang_log, server, proxy = setup.stuck, setup.hang_log, setup.server, setup.proxy
+    channel, agent, model = setup.channel, setup.agent, setup.model
     async with open_session(agent, model=model, channel=channel) as session:
         never_read = session.events(max_backlog=64)
         async with session.events() as events, trio.open_nursery() as inner:
