@@ -116,19 +116,17 @@ class Broadcaster(Generic[T]):
     def __init__(self) -> None:
         self._subscribers: list[_Subscriber[T]] = []
         self._batch_subscribers: list[_BatchSubscriber[T]] = []
-        self._startup: list[T] | None = []
-        self._kept: tuple[T, ...] = ()
+        self._startup: list[T] = []
+        self._recording = True
         self._closed = False
 
     @property
     def startup_events(self) -> tuple[T, ...]:
-        return tuple(self._startup) if self._startup is not None else self._kept
+        return tuple(self._startup)
 
     def end_startup(self) -> None:
         """Stop keeping events for ``from_start`` subscribers (those kept stay)."""
-        if self._startup is not None:
-            self._kept = tuple(self._startup)
-            self._startup = None
+        self._recording = False
 
     def subscribe(
         self, max_backlog: int = DEFAULT_MAX_BACKLOG, *, from_start: bool = False
@@ -165,13 +163,11 @@ class Broadcaster(Generic[T]):
             self._deliver(sub, event)
         for batch_sub in self._batch_subscribers:
             self._deliver_batch(batch_sub, event)
-        if self._startup is not None:
+        if self._recording:
             self._startup.append(event)
 
     def _earlier(self, from_start: bool) -> tuple[T, ...]:
-        if not from_start:
-            return ()
-        return tuple(self._startup) if self._startup is not None else self._kept
+        return self.startup_events if from_start else ()
 
     def _deliver(self, sub: _Subscriber[T], event: T) -> None:
         try:

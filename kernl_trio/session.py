@@ -204,7 +204,6 @@ class RealtimeSession:
         self._closing = False
         self._started = False
         self._turns: dict[int, _TurnTasks] = {}
-        self._last_turn: _TurnTasks | None = None
         self._call_scopes: dict[str, trio.CancelScope] = {}
         self._protected: set[str] = set()  # running calls an interruption does not cancel
         self._protected_changed = trio.Event()
