@@ -153,22 +153,20 @@ class ServerWebSocket:
 
     async def receive(self) -> str | bytes:
         """The next message: ``str`` for a text frame, ``bytes`` for a binary one."""
-        messages = self._messages
-        if messages:
-            await trio.lowlevel.checkpoint()
-            return messages.popleft()
-        while not messages:
-            if self._ended or self._stream_closed:
-                await trio.lowlevel.checkpoint()
-                raise self._closed()
-            async with self._receive_lock:
-                if not messages and not self._ended:
-                    await self._read()
-        return messages.popleft()  # noqa: ASYNC910 - nothing was queued: the loop ran (a lock)
+        await self._wait_for_messages()
+        return self._messages.popleft()
 
     async def receive_batch(self) -> list[str | bytes]:
         """Every message already received (at least one), waiting for one if there is none:
         one checkpoint per burst of frames rather than one per message."""
+        await self._wait_for_messages()
+        batch = list(self._messages)
+        self._messages.clear()
+        return batch
+
+    async def _wait_for_messages(self) -> None:  # noqa: ASYNC910 - a checkpoint, or the loop ran (a lock)
+        """Return once a message is queued, after a checkpoint; raise WebSocketClosed once
+        the socket has ended with nothing queued."""
         messages = self._messages
         if messages:
             await trio.lowlevel.checkpoint()
@@ -179,9 +177,6 @@ class ServerWebSocket:
             async with self._receive_lock:
                 if not messages and not self._ended:
                     await self._read()
-        batch = list(messages)
-        messages.clear()
-        return batch  # noqa: ASYNC910 - a checkpoint above, or the loop ran (a lock)
 
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
         """Send a close frame, wait (at most CLOSE_TIMEOUT) for the peer's, close the stream."""
