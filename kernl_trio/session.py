@@ -496,20 +496,19 @@ class RealtimeSession:
             except trio.EndOfChannel:
                 break
             now = trio.current_time()
-            interrupted = False
             for event in batch:
                 if isinstance(event, StatusChanged):
                     continue  # the session reports its own status
                 actions = core.receive(event, now)
-                interrupted = interrupted or any(isinstance(a, CancelTurn) for a in actions)
                 execute(actions)
-            if interrupted:
-                # Step aside for two passes: the tasks the interruption woke (the
-                # application waiting for ResponseInterrupted, the cancelled turn, the
-                # writer) run before the router reads the response's late audio. Measured
-                # in benchmarks/run.py W2 (docs/performance.md).
-                await trio.lowlevel.checkpoint()
-                await trio.lowlevel.checkpoint()
+                if any(isinstance(a, CancelTurn) for a in actions):
+                    # Step aside for two passes, before the rest of the batch: the tasks
+                    # the interruption woke (the application waiting for
+                    # ResponseInterrupted, the cancelled turn and its tools, the writer)
+                    # run before the router handles the late audio read with it. Measured
+                    # in benchmarks/run.py W2 and W4 (docs/performance.md).
+                    await trio.lowlevel.checkpoint()
+                    await trio.lowlevel.checkpoint()
         await trio.lowlevel.checkpoint()
         if not self._closing:
             raise conn.close_error or ConnectionLost("the connection ended")

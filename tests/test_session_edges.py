@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,6 +23,7 @@ from kernl_trio.protocol import (
     ResponseCreated,
     ResponseDone,
     ResponseInterrupted,
+    ResponseStatus,
     ServerVAD,
     SessionConfig,
     SessionCreated,
@@ -30,6 +31,7 @@ from kernl_trio.protocol import (
     SessionInfo,
     SessionUpdate,
     SessionUpdated,
+    SpeechStarted,
     ToolCall,
     Transcription,
     TransportStatus,
@@ -120,6 +122,7 @@ class StuckSocketConnection:
         self.session_id = "s"
         self.provider_metadata: dict[str, Any] = {}
         self.close_error = None
+        self.log: list[str] = []
 
     @property
     def events(self) -> AsyncIterator[Any]:
@@ -134,13 +137,19 @@ class StuckSocketConnection:
         self.incoming.extend(events)
         self.wakeup.set()
 
-    async def receive_batch(self) -> list[Any]:
+    async def receive_batch(self) -> Iterator[Any]:
         while not self.incoming:
             self.wakeup = trio.Event()
             await self.wakeup.wait()
         batch, self.incoming = self.incoming, []
         await trio.lowlevel.checkpoint()
-        return batch
+        return self._pull(batch)
+
+    def _pull(self, batch: list[Any]) -> Iterator[Any]:
+        """The batch, noting in ``log`` when the reader takes each event."""
+        for event in batch:
+            self.log.append(f"took {type(event).__name__}")
+            yield event
 
     async def send(self, event: ClientEvent) -> None:
         if isinstance(event, AudioInputAppend):
@@ -207,6 +216,45 @@ async def test_channel_barge_in_does_not_wait_behind_audio_stuck_in_the_socket(
                         assert event.source == "channel"
                         break
             assert trio.current_time() == started
+
+
+async def test_an_interruption_runs_its_cancelled_tools_before_the_rest_of_its_batch(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The events read with ``speech_started`` (here the next response) wait until the
+    tasks the interruption cancelled have run: the router steps aside mid-batch."""
+    model = StuckModel()
+    log = model.conn.log
+
+    @tool
+    async def lookup() -> str:
+        """Never finishes on its own."""
+        try:
+            await trio.sleep_forever()
+        finally:
+            log.append("tool finally")
+        return "never"
+
+    agent = RealtimeAgent(id="t", name="T", instructions="x", tools=[lookup])
+    async with open_session(agent, model=model) as session, session.events() as events:
+        call = ToolCall("c1", "lookup", "{}", response_id="r1", item_id="i1")
+        model.conn.push(ResponseCreated("r1"), call, ResponseDone("r1", ResponseStatus.COMPLETED))
+        await trio.sleep(0.5)
+        log.clear()
+        model.conn.push(
+            SpeechStarted(item_id="u1"),
+            ResponseCreated("r2"),
+            AudioOutputDelta("r2", "i2", b"\x00" * 480),
+        )
+        async for event in events:
+            if isinstance(event, AudioOutputDelta):
+                break
+    assert log == [
+        "took SpeechStarted",
+        "tool finally",
+        "took ResponseCreated",
+        "took AudioOutputDelta",
+    ]
 
 
 async def test_interrupted_sync_tool_is_reported_as_an_abandoned_thread(
