@@ -8,7 +8,7 @@ channel's input from ``channel.input``. See docs/concepts.md for the full mappin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, runtime_checkable
 
@@ -80,11 +80,13 @@ class RealtimeConnection(Protocol):
         """
         ...
 
-    async def receive_batch(self) -> list[ConnectionEvent]:
+    async def receive_batch(self) -> Iterable[ConnectionEvent]:
         """Every event already received (at least one), in order, with one checkpoint.
 
         Raises ``trio.EndOfChannel`` once the connection has closed. The session's router
         reads the connection this way; ``events`` is the same stream, one event at a time.
+        The batch may decode lazily, as the caller iterates it: events the caller leaves
+        unread come first from the next call.
         """
         ...
 

@@ -18,6 +18,7 @@ from kernl_trio.protocol import (
     MessageItem,
     ResponseDone,
     SessionCreated,
+    SpeechStarted,
     TransportStatus,
 )
 from kernl_trio.providers.openai import OpenAIRealtimeModel
@@ -59,6 +60,29 @@ async def test_connection_status_identity_mute_raw_and_interrupt(
     assert appends == [b"\x02\x00" * 10]
     assert wire.of_type("input_audio_buffer.clear")
     assert wire.received[-1] == {"type": "response.cancel"}
+
+
+async def test_a_batch_decodes_each_frame_when_reached_and_keeps_what_is_left(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = await start_server(nursery, [])
+    model = OpenAIRealtimeModel("gpt-realtime", base_url=server.url)
+    async with model.connect() as conn:
+        wire = await server.connection()
+        await wire.speech_started(5)
+        again = {"type": "session.created", "session": {"id": "sess_later", "type": "realtime"}}
+        await wire.send(again)
+        await trio.sleep(1)  # all three frames arrive before the first read
+        batch = iter(await conn.receive_batch())
+        assert isinstance(next(batch), SessionCreated)
+        first_id = conn.session_id
+        assert isinstance(next(batch), SpeechStarted)
+        assert conn.session_id == first_id  # the third frame is not decoded yet
+        # The caller leaves it: the next call hands it over first, without a read.
+        with trio.fail_after(0.001):
+            [later] = await conn.receive_batch()
+        assert isinstance(later, SessionCreated)
+        assert conn.session_id == "sess_later"
 
 
 async def test_reset_history_reaches_the_server_in_order(

@@ -1,8 +1,10 @@
 """One live connection to an OpenAI Realtime (GA) server.
 
 Reading has no task of its own: whoever calls ``receive_batch`` (the session's router) reads
-and decodes frames directly, every frame already received in one call and one checkpoint.
-That consumer never blocks on anything else, so the socket keeps draining.
+the socket directly, every frame already received in one call and one checkpoint. Frames are
+decoded as the caller iterates the batch, so an event that interrupts a response is handled
+before the frames read with it are decoded. That consumer never blocks on anything else, so
+the socket keeps draining.
 
 Writing: frames go out in the order they were queued, one writer at a time. ``await send()``
 writes from the caller's task when nobody else is writing (no task switch per frame); frames
@@ -17,7 +19,7 @@ again: each cancel scope entered costs about as much as a small write.
 from __future__ import annotations
 
 import collections
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import orjson
@@ -52,7 +54,8 @@ class OpenAIRealtimeConnection:
         self._closing = False
         # Status changes wait here until the reader hands them out, in order, before frames.
         self._pending: collections.deque[ConnectionEvent] = collections.deque()
-        self._unread: collections.deque[ConnectionEvent] = collections.deque()  # for __anext__
+        # Frames received and not yet decoded: what a batch's iterator has not reached.
+        self._frames: collections.deque[str | bytes] = collections.deque()
         self._ended = False
         # Frames not yet written, in order; `_writing` while some task is writing them.
         self._outbox: collections.deque[bytes] = collections.deque()
@@ -90,15 +93,11 @@ class OpenAIRealtimeConnection:
         return self
 
     async def __anext__(self) -> ConnectionEvent:
-        if self._unread:
-            await trio.lowlevel.checkpoint()
-            return self._unread.popleft()
         try:
             batch = await self.receive_batch()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
-        self._unread.extend(batch[1:])
-        return batch[0]
+        return next(batch)  # the rest stay queued for the next call
 
     @property
     def close_error(self) -> BaseException | None:
@@ -146,15 +145,17 @@ class OpenAIRealtimeConnection:
         self._set_status(TransportStatus.CLOSED)
 
     # -- reading ----------------------------------------------------------------------------
-    async def receive_batch(self) -> list[ConnectionEvent]:
+    async def receive_batch(self) -> Iterator[ConnectionEvent]:
         """Every event of the frames already received (at least one), in order.
 
-        Always one checkpoint; ``trio.EndOfChannel`` once the connection has closed. A frame
-        that cannot be decoded is an ``InvalidFrame`` event, not an error.
+        Always one checkpoint; ``trio.EndOfChannel`` once the connection has closed. Each
+        frame is decoded when the iterator reaches it; what the caller leaves unread comes
+        first from the next call. A frame that cannot be decoded is an ``InvalidFrame``
+        event, not an error.
         """
-        if self._ended:
+        if self._ended or self._frames or self._pending:
             await trio.lowlevel.checkpoint()
-            return self._take_pending()
+            return self._take_queued()
         try:
             frames = await self._ws.receive_batch()
         except WebSocketClosed as closed:
@@ -170,19 +171,25 @@ class OpenAIRealtimeConnection:
                 self._set_status(
                     TransportStatus.DISCONNECTED if self._close_error else TransportStatus.CLOSED
                 )
-            return self._take_pending()
-        decode = self._decode
-        events = [decode(frame) for frame in frames]
-        if self._pending:  # a status change from aclose() goes first
-            events[:0] = self._take_pending()
-        return events
+            return self._take_queued()
+        self._frames.extend(frames)
+        return self._take_queued()
 
-    def _take_pending(self) -> list[ConnectionEvent]:
-        if not self._pending:
+    def _take_queued(self) -> Iterator[ConnectionEvent]:
+        if not self._pending and not self._frames:
             raise trio.EndOfChannel
-        pending = list(self._pending)
-        self._pending.clear()
-        return pending
+        return self._drain()
+
+    def _drain(self) -> Iterator[ConnectionEvent]:
+        """Status changes first (from aclose()), then each frame, decoded when reached."""
+        pending, frames, decode = self._pending, self._frames, self._decode
+        while True:
+            if pending:
+                yield pending.popleft()
+            elif frames:
+                yield decode(frames.popleft())
+            else:
+                return
 
     def _decode(self, frame: str | bytes) -> ConnectionEvent:
         try:
