@@ -25,6 +25,7 @@ from websockets.trio.server import Server, ServerConnection, serve
 from kernl_trio.errors import HandshakeFailed
 from kernl_trio.limits import CLOSE_TIMEOUT, WATCHDOG_TICK
 from kernl_trio.transports import WebSocket, WebSocketClosed, connect_websockets_sansio
+from kernl_trio.transports._sansio import _send_whole
 
 from .helpers import RawPeer, accept
 
@@ -712,3 +713,23 @@ async def test_a_cancelled_send_never_leaves_a_partial_frame(
         assert message == _numbered(i, size).encode()  # whole: never a cut or spliced frame
     # a send that returned normally was sent; one that raised Cancelled may have been sent
     assert {i for i in range(count) if not raised[i]} <= set(indices)
+
+
+async def test_a_frame_whose_writer_was_already_cancelled_still_goes_out_whole(
+    listener: trio.SocketListener,
+) -> None:
+    """A cancel that was pending before the write (the socket's own cancel check raises
+    first) still writes every byte the protocol framed, then lets the cancel through."""
+    client = await trio.open_tcp_stream("127.0.0.1", _port(listener))
+    server = await listener.accept()
+    data = bytes(range(256)) * 40
+    async with client, server:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await _send_whole(client, data)
+        assert scope.cancelled_caught
+        received = b""
+        with trio.move_on_after(5):
+            while len(received) < len(data):
+                received += await server.receive_some(len(data))
+        assert received == data

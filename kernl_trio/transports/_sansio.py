@@ -247,17 +247,25 @@ class _SansIOWebSocket:
         await _acquire(self._send_lock)
         try:
             writes = self._protocol.data_to_send()
-            # Shielded: the protocol has already framed these bytes, so a cancelled write
-            # would leave half a frame on the wire. The watchdog bounds it: a peer that
-            # takes nothing for SEND_STALL_TIMEOUT gets its stream closed under the write.
+            # Written whole even if the caller is cancelled meanwhile: the protocol has
+            # already framed these bytes, so a cancelled write would leave half a frame on
+            # the wire. The watchdog bounds it: a peer that takes nothing for
+            # SEND_STALL_TIMEOUT gets its stream closed under the write.
             self._writing = True
-            with trio.CancelScope(shield=shield):
-                for data in writes:
-                    if data:
-                        await self._stream.send_all(data)
-                    elif isinstance(self._stream, trio.SocketStream):
-                        await self._stream.send_eof()  # the protocol asks for a half-close
-                    self._writes += 1
+            stream = self._stream
+            for data in writes:
+                if not data:
+                    if isinstance(stream, trio.SocketStream):
+                        with trio.CancelScope(shield=shield):
+                            await stream.send_eof()  # the protocol asks for a half-close
+                elif not shield:
+                    await stream.send_all(data)
+                elif stream.__class__ is trio.SocketStream:
+                    await _send_whole(stream, data)
+                else:
+                    with trio.CancelScope(shield=True):
+                        await stream.send_all(data)
+                self._writes += 1
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._broken = True
         finally:
@@ -281,6 +289,24 @@ class _SansIOWebSocket:
         if self._protocol.parser_exc is not None and sent is not None:  # the peer broke RFC 6455
             return WebSocketClosed(sent.code, sent.reason or None)
         return WebSocketClosed(ABNORMAL_CLOSURE, self._failure)
+
+
+async def _send_whole(stream: trio.SocketStream, data: bytes) -> None:
+    """Write all of ``data`` even if the caller is cancelled meanwhile, usually without the
+    cost of a cancel scope: the socket's ``send`` raises ``Cancelled`` only before it has
+    written anything, and one call mostly takes everything. Only a partial write, or a
+    cancellation that came first, continues under a shield."""
+    try:
+        sent = await stream.socket.send(data)
+    except trio.Cancelled:
+        with trio.CancelScope(shield=True):
+            await stream.send_all(data)
+        raise
+    except OSError as exc:
+        raise trio.BrokenResourceError(f"the socket failed: {exc}") from exc
+    if sent < len(data):
+        with trio.CancelScope(shield=True):
+            await stream.send_all(memoryview(data)[sent:])
 
 
 async def _acquire(lock: trio.Lock) -> None:  # noqa: ASYNC910 - the I/O under it checkpoints
