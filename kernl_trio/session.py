@@ -499,9 +499,7 @@ class RealtimeSession:
             for event in batch:
                 if isinstance(event, StatusChanged):
                     continue  # the session reports its own status
-                actions = core.receive(event, now)
-                execute(actions)
-                if any(isinstance(a, CancelTurn) for a in actions):
+                if execute(core.receive(event, now)):
                     # Step aside for two passes, before the rest of the batch: the tasks
                     # the interruption woke (the application waiting for
                     # ResponseInterrupted, the cancelled turn and its tools, the writer)
@@ -513,8 +511,10 @@ class RealtimeSession:
         if not self._closing:
             raise conn.close_error or ConnectionLost("the connection ended")
 
-    def _execute(self, actions: list[Action]) -> None:
-        """Carry out the core's actions, in order, without a checkpoint."""
+    def _execute(self, actions: list[Action]) -> bool:
+        """Carry out the core's actions, in order, without a checkpoint; True if they
+        interrupted a turn."""
+        interrupted = False
         for action in actions:
             if isinstance(action, Publish):
                 self._events.publish(action.event)
@@ -530,6 +530,7 @@ class RealtimeSession:
                     turn.drain_until = action.drain_until
                     turn.audio_send.close()
             elif isinstance(action, CancelTurn):
+                interrupted = True
                 cancelled = self._turns.get(action.turn)
                 if cancelled is not None:
                     cancelled.scope.cancel()
@@ -550,6 +551,7 @@ class RealtimeSession:
                     error=action.error,
                 )
                 self._ready.set()
+        return interrupted
 
     def _connection_for_core(self) -> RealtimeConnection:
         assert self._conn is not None
