@@ -264,8 +264,9 @@ class ServerWebSocket:
             writes = self._protocol.data_to_send()
             try:
                 # Shielded: the protocol has already framed these bytes; a cancelled write
-                # would leave half a frame on the wire.
-                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT) as stall:
+                # would leave half a frame on the wire. One scope, shielded and bounded.
+                deadline = trio.current_time() + CLOSE_TIMEOUT
+                with trio.CancelScope(shield=True, deadline=deadline) as stall:
                     eof = bool(writes) and not writes[-1]
                     data = b"".join(writes)  # one write for every frame queued
                     if data:
