@@ -43,7 +43,8 @@ from kernl_trio.testing.server import ServerConnection
 from kernl_trio.testing.twilio_peer import TwilioPeer
 from kernl_trio.tools import tool
 
-AGENT = RealtimeAgent("phone", name="Phone", instructions="Answer the phone.")
+from .phone_agent import AGENT
+
 RESPONSE_CREATE: dict[str, Any] = {"type": "response.create"}
 
 

@@ -28,8 +28,8 @@ from kernl_trio.providers.openai import OpenAIRealtimeModel
 from kernl_trio.testing import AudioReply, Reply, ScriptedServer
 from kernl_trio.testing.twilio_peer import TwilioPeer
 
+from .phone_agent import AGENT
 from .test_twilio_server import (
-    AGENT,
     RESPONSE_CREATE,
     dial,
     model_side,
@@ -71,7 +71,7 @@ async def bridge_process(model_url: str, *args: str) -> AsyncIterator[Bridge]:
         "kernl_trio",
         "twilio",
         "--agent",
-        "tests.test_twilio_server:AGENT",
+        "tests.phone_agent:AGENT",
     ]
     argv += ["--port", "0", "--model-url", model_url, *args]
     process = await trio.lowlevel.open_process(
