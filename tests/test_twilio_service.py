@@ -141,7 +141,7 @@ async def test_a_signal_drains_calls_in_progress_then_exits_0(signum: signal.Sig
 async def test_the_grace_period_ends_the_calls_left_cleanly() -> None:
     async with trio.open_nursery() as nursery:
         model_server = await start_model_server(nursery)
-        async with bridge_process(model_server.url, "--grace", "0.5") as bridge:
+        async with bridge_process(model_server.url, "--grace", "0.1") as bridge:
             peer: TwilioPeer = await nursery.start(
                 TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio").run
             )

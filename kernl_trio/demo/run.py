@@ -15,7 +15,6 @@ import os
 import signal
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,6 +23,7 @@ import orjson
 import trio
 
 from .._errors import collapse
+from .._net import is_local_url
 from ..channels.wav import WavChannel, write_wav
 from ..errors import ConfigurationError
 from ..local.embedded import EmbeddedServer
@@ -97,12 +97,6 @@ def main(options: DemoOptions, out: TextIO | None = None) -> int:
     if result.stopped:
         return 130
     return 0 if result.finished else 1
-
-
-def is_local_url(url: str) -> bool:
-    """Whether ``url`` is a server on this machine (which needs no API key)."""
-    host = urllib.parse.urlsplit(url).hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 async def _main(options: DemoOptions, user_path: Path, out: TextIO) -> DemoResult:
