@@ -8,24 +8,30 @@ import io
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
 from attrs import frozen
 from hypothesis import settings
 
-from kernl_trio.providers.openai import OpenAIRealtimeModel
-from kernl_trio.testing import ScriptedServer
+if TYPE_CHECKING:  # imported where used: the xdist controller loads this file too
+    from kernl_trio.providers.openai import OpenAIRealtimeModel
+    from kernl_trio.testing import ScriptedServer
 
 
 @pytest.fixture
 async def server(nursery: trio.Nursery) -> AsyncIterator[ScriptedServer]:
+    from kernl_trio.testing import ScriptedServer
+
     started: ScriptedServer = await nursery.start(ScriptedServer().run)
     yield started
 
 
 @pytest.fixture
 def model(server: ScriptedServer) -> OpenAIRealtimeModel:
+    from kernl_trio.providers.openai import OpenAIRealtimeModel
+
     return OpenAIRealtimeModel("gpt-realtime", base_url=server.url)
 
 
