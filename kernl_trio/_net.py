@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import errno
 import socket
+import urllib.parse
 
 from .errors import ConfigurationError
 
-__all__ = ["bind_error_message", "check_port", "url_host", "ws_url"]
+__all__ = ["bind_error_message", "check_port", "is_local_url", "url_host", "ws_url"]
 
 
 def check_port(port: int) -> int:
@@ -18,6 +19,12 @@ def check_port(port: int) -> int:
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ConfigurationError(f"port must be an integer from 0 to 65535, got {port!r}")
     return port
+
+
+def is_local_url(url: str) -> bool:
+    """Whether ``url`` is a server on this machine (which needs no API key)."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def url_host(host: str) -> str:

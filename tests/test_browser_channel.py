@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 import pytest
 import trio
+import trio.testing
 import trio_websocket
 
 from kernl_trio.agent import RealtimeAgent
@@ -287,7 +288,9 @@ async def test_closing_the_socket_ends_the_session(nursery: trio.Nursery) -> Non
     assert server.statistics().completed == 1
 
 
-async def test_a_dropped_socket_resumes_the_same_session(nursery: trio.Nursery) -> None:
+async def test_a_dropped_socket_resumes_the_same_session(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
     server, model_server = await start(nursery, options=BrowserOptions(resume_grace=1.5))
     page = await open_page(nursery, server)
     ready = await page.wait_for("ready")

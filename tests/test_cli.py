@@ -1,9 +1,17 @@
-"""The command line, as users run it: ``python -m kernl_trio demo|serve|twilio``."""
+"""The command line, as users run it: ``python -m kernl_trio demo|serve|twilio``.
+
+Commands that read their output run in-process through ``kernl_trio.cli.main`` (the demo runs
+are shared with tests/test_demo.py, see tests/conftest.py); what a real signal stops runs as a
+subprocess.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
+import runpy
 import signal
 import subprocess
 import sys
@@ -16,55 +24,51 @@ import pytest
 import trio
 
 from kernl_trio.agent import RealtimeAgent
+from kernl_trio.cli import main
 from kernl_trio.protocol import ToolCall, TranscriptInput, TranscriptOutput
 from kernl_trio.providers.openai import OpenAIRealtimeModel
 from kernl_trio.session import ToolOutput, open_session
 from kernl_trio.tools import tool
 
+from .conftest import DemoRun
 from .test_demo import check_demo_log
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
-def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kernl_trio", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=ENV,
-    )
+def test_demo_fast_json(demo_json: DemoRun) -> None:
+    assert demo_json.argv == ("demo", "--fast", "--json", "--out", str(demo_json.out))
+    assert demo_json.status == 0, demo_json.stderr
+    lines: list[dict[str, Any]] = [orjson.loads(line) for line in demo_json.stdout.splitlines()]
+    check_demo_log(lines, demo_json.out)  # the tool call, both barge-ins, the WAV durations
 
 
-def test_demo_fast_json(tmp_path: Path) -> None:
-    done = _cli("demo", "--fast", "--json", "--out", str(tmp_path))
-    assert done.returncode == 0, done.stderr
-    lines: list[dict[str, Any]] = [orjson.loads(line) for line in done.stdout.splitlines()]
-    check_demo_log(lines, tmp_path)  # the tool call, both barge-ins, the WAV durations
-
-
-def test_demo_fast_prints_a_readable_transcript(tmp_path: Path) -> None:
-    done = _cli("demo", "--fast", "--out", str(tmp_path))
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
+def test_demo_fast_prints_a_readable_transcript(demo_text: DemoRun) -> None:
+    assert demo_text.argv == ("demo", "--fast")  # the default --out
+    assert demo_text.status == 0, demo_text.stderr
+    out = demo_text.stdout
     assert "tool       call get_weather" in out and "get_weather returned after 1.50 s" in out
     assert out.count("s] barge-in ") == 2 and "truncate sent (audio_end_ms=" in out
     assert "server     truncated item_" in out
     for name in ("user.wav", "assistant.wav", "played.wav"):
-        assert (tmp_path / name).is_file()
+        assert (demo_text.out / name).is_file()
 
 
-def test_help_lists_the_commands() -> None:
-    done = _cli("--help")
-    assert done.returncode == 0
+def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
     for command in ("demo", "serve", "twilio"):
-        assert command in done.stdout
-    assert "--fast" in _cli("demo", "--help").stdout
+        assert command in out
+    assert main(["demo", "--help"]) == 0
+    assert "--fast" in capsys.readouterr().out
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def served() -> Iterator[str]:
-    """``kernl-trio serve`` in a subprocess; yields its URL, then stops it with Ctrl-C."""
+    """``kernl-trio serve`` in a subprocess; yields its URL, then stops it with Ctrl-C.
+
+    One server for the module: the tests only talk to it, and stopping it is checked after
+    the last one."""
     process = subprocess.Popen(
         [sys.executable, "-m", "kernl_trio", "serve", "--port", "0"],
         stdout=subprocess.PIPE,
@@ -127,14 +131,14 @@ def test_the_readme_session_ends_against_kernl_trio_serve(served: str, tmp_path:
     sample = readme.split("## A session", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     script = tmp_path / "weather.py"
     script.write_text(sample)
-    env = {**ENV, "REALTIME_URL": served}
-    env.pop("OPENAI_API_KEY", None)
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, env=env
-    )
-    assert done.returncode == 0, done.stderr
+    stdout = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("REALTIME_URL", served)
+        patch.delenv("OPENAI_API_KEY", raising=False)
+        with contextlib.redirect_stdout(stdout):
+            runpy.run_path(str(script), run_name="__main__")  # `python3 weather.py`, in-process
     expected = readme.split("python3 weather.py` prints\n\n```\n", 1)[1].split("```", 1)[0]
-    assert done.stdout == expected
+    assert stdout.getvalue() == expected
 
 
 def test_serve_on_ipv6_prints_a_bracketed_url_and_stops_on_sigterm() -> None:

@@ -2,7 +2,7 @@
 
 A small model of a GA server answers the core's client events; after every step the
 invariants of the interruption rules are checked on everything the core has done.
-The quick default profile runs 200 cases; the ``ci`` profile (``HYPOTHESIS_PROFILE=ci``,
+The quick default profile runs 100 cases; the ``ci`` profile (``HYPOTHESIS_PROFILE=ci``,
 which .ci/run sets) runs 10,000; ``KERNL_CORE_EXAMPLES`` sets any other number.
 """
 
@@ -47,7 +47,7 @@ from kernl_trio.protocol import (
 
 MS = 48
 TOOLS = {"fast": ToolPolicy(), "protected": ToolPolicy(cancel_on_interrupt=False)}
-_PROFILE_EXAMPLES = 10_000 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 200
+_PROFILE_EXAMPLES = 10_000 if os.environ.get("HYPOTHESIS_PROFILE") == "ci" else 100
 EXAMPLES = int(os.environ.get("KERNL_CORE_EXAMPLES", _PROFILE_EXAMPLES))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import re
 import wave
 from pathlib import Path
@@ -21,6 +20,8 @@ from kernl_trio.demo.run import _run
 from kernl_trio.demo.script import TRANSCRIPTS, USER_TURNS, server_script, user_audio
 from kernl_trio.errors import ConfigurationError
 from kernl_trio.testing.embedded import EmbeddedServer
+
+from .conftest import DemoRun
 
 
 def _wav_ms(path: Path) -> float:
@@ -79,34 +80,35 @@ def check_demo_log(lines: list[dict[str, Any]], out: Path) -> dict[str, Any]:
     return summary
 
 
-def test_the_demo_shows_a_tool_call_and_two_barge_ins(tmp_path: Path) -> None:
-    status, lines = _run_json(tmp_path)
-    assert status == 0
-    summary = check_demo_log(lines, tmp_path)
-    assert _wav_ms(tmp_path / "user.wav") == pytest.approx(
+def _lines(run: DemoRun) -> list[dict[str, Any]]:
+    assert run.status == 0, run.stderr
+    return [orjson.loads(line) for line in run.stdout.splitlines()]
+
+
+def test_the_demo_shows_a_tool_call_and_two_barge_ins(demo_json: DemoRun) -> None:
+    summary = check_demo_log(_lines(demo_json), demo_json.out)
+    assert _wav_ms(demo_json.out / "user.wav") == pytest.approx(
         USER_TURNS[-1].at_s * 1000 + len(USER_TURNS[-1].text) * 60 + 1500
     )
     assert (summary["responses"], summary["tool_calls"]) == (4, 2)
     assert 12 < summary["conversation_s"] < 20
 
 
-def test_the_demo_is_deterministic_under_fast(tmp_path: Path) -> None:
-    _, first = _run_json(tmp_path / "a")
-    _, second = _run_json(tmp_path / "b")
+def test_the_demo_is_deterministic_under_fast(tmp_path: Path, demo_json: DemoRun) -> None:
+    # A second run, through the library this time, against the command line's.
+    status, second = _run_json(tmp_path)
+    assert status == 0
 
     def timeline(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [line for line in lines if line["type"] not in ("note", "summary")]
 
-    assert timeline(first) == timeline(second)
-    assert (tmp_path / "a" / "played.wav").read_bytes() == (
-        tmp_path / "b" / "played.wav"
-    ).read_bytes()
+    assert timeline(_lines(demo_json)) == timeline(second)
+    assert (demo_json.out / "played.wav").read_bytes() == (tmp_path / "played.wav").read_bytes()
 
 
-def test_the_readable_transcript(tmp_path: Path) -> None:
-    stream = io.StringIO()
-    assert main(DemoOptions(out=tmp_path, fast=True), out=stream) == 0
-    text = stream.getvalue()
+def test_the_readable_transcript(demo_text: DemoRun) -> None:
+    assert demo_text.status == 0, demo_text.stderr
+    text = demo_text.stdout
     assert "embedded realtime server at ws://127.0.0.1:" in text
     assert "user       What's the weather in Paris?" in text
     assert "tool       call get_weather" in text
@@ -153,12 +155,8 @@ async def test_the_same_agent_runs_against_a_server_given_by_url(
     assert f"realtime server at {server.url}" in stream.getvalue()
 
 
-def test_docs_sample_output_is_what_demo_fast_prints(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    stream = io.StringIO()
-    assert main(DemoOptions(fast=True), out=stream) == 0  # the default --out, as documented
+def test_docs_sample_output_is_what_demo_fast_prints(demo_text: DemoRun) -> None:
+    assert demo_text.status == 0, demo_text.stderr
     docs = (Path(__file__).parent.parent / "docs" / "demo.md").read_text()
     sample = docs.split("```\nkernl-trio demo: embedded", 1)[1].split("```", 1)[0]
 
@@ -166,5 +164,5 @@ def test_docs_sample_output_is_what_demo_fast_prints(
         text = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", text)
         return re.sub(r"in [\d.]+ s of wall time", "in N s of wall time", text)
 
-    assert normal("kernl-trio demo: embedded" + sample) == normal(stream.getvalue())
-    assert os.path.isdir(tmp_path / "kernl-trio-demo-out")
+    assert normal("kernl-trio demo: embedded" + sample) == normal(demo_text.stdout)
+    assert demo_text.out.name == "kernl-trio-demo-out" and demo_text.out.is_dir()

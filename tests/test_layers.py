@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import kernl_trio
@@ -15,7 +16,8 @@ import kernl_trio.testing
 PACKAGE = Path(kernl_trio.__file__).parent
 
 
-def _imports(path: Path) -> set[str]:
+@cache  # each test walks every module
+def _imports(path: Path) -> frozenset[str]:
     """Absolute names of the kernl_trio modules ``path`` imports."""
     module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
@@ -31,7 +33,7 @@ def _imports(path: Path) -> set[str]:
             found.update(f"{base}.{alias.name}" for alias in node.names)
         elif isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-    return {name for name in found if name.startswith("kernl_trio")}
+    return frozenset(name for name in found if name.startswith("kernl_trio"))
 
 
 def _layer(path: Path) -> str:

@@ -8,15 +8,12 @@ models without a field being dropped or coerced.
 
 from __future__ import annotations
 
-import typing
 from pathlib import Path
 from typing import Any
 
 import attrs
 import orjson
-import pydantic
 import pytest
-from openai.types.realtime import RealtimeClientEvent, RealtimeServerEvent
 
 from kernl_trio.errors import EncodeError, FrameDecodeError
 from kernl_trio.protocol import (
@@ -93,6 +90,8 @@ from kernl_trio.providers.openai.codec import (
     OpenAICodec,
 )
 
+from .openai_models import assert_no_extras, client_adapter, ga_server_types
+
 DATA = Path(__file__).parent / "data" / "openai_ga_transcripts.txt"
 
 
@@ -113,8 +112,6 @@ TRANSCRIPTS = load_transcripts()
 SECTIONS = sorted(TRANSCRIPTS)
 SILENCE_1MS = bytes(48)  # what every "AAAA..." placeholder decodes to
 
-_client_adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(RealtimeClientEvent)
-
 
 def decode_transcript(section: str) -> dict[str, ServerEvent]:
     """Decode one transcript's server lines in order with one codec; by server event_id."""
@@ -126,28 +123,11 @@ def decode_transcript(section: str) -> dict[str, ServerEvent]:
     }
 
 
-def ga_server_types() -> set[str]:
-    (union,) = typing.get_args(RealtimeServerEvent)[:1]
-    return {
-        typing.get_args(cls.model_fields["type"].annotation)[0] for cls in typing.get_args(union)
-    }
-
-
 def assert_valid_ga_client_event(wire: dict[str, Any]) -> None:
     """``wire`` validates against openai's models, with no extra, dropped or coerced field."""
-    model = _client_adapter.validate_python(wire)
+    model = client_adapter().validate_python(wire)
     assert_no_extras(model)
     assert model.model_dump(mode="json", exclude_unset=True) == wire
-
-
-def assert_no_extras(value: Any) -> None:
-    if isinstance(value, pydantic.BaseModel):
-        assert not value.model_extra, f"{type(value).__name__} got unknown {value.model_extra}"
-        for name in type(value).model_fields:
-            assert_no_extras(getattr(value, name))
-    elif isinstance(value, list | tuple):
-        for v in value:
-            assert_no_extras(v)
 
 
 # --- transcripts: server lines ----------------------------------------------------------
@@ -778,7 +758,7 @@ def test_image_parts_and_extra_event_fields_encode() -> None:
             ],
         },
     }
-    _client_adapter.validate_python(wire)  # the official types accept it
+    client_adapter().validate_python(wire)  # the official types accept it
     added = {"type": "conversation.item.added", "item": wire["item"]}
     decoded = OpenAICodec().decode_message(added)
     assert decoded == ItemCreated(message)

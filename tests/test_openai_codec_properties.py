@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pydantic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from openai.types.realtime import RealtimeClientEvent
 
 from kernl_trio.errors import FrameDecodeError
 from kernl_trio.protocol import (
@@ -57,6 +55,8 @@ from kernl_trio.protocol import (
 )
 from kernl_trio.providers.openai.codec import GA_SERVER_EVENTS, OpenAICodec
 
+from .openai_models import assert_no_extras, client_adapter
+
 # max_examples comes from the profile (tests/conftest.py): quick by default, thorough in CI
 PROPERTY = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -64,7 +64,6 @@ DATA = Path(__file__).parent / "data" / "openai_ga_transcripts.txt"
 SERVER_FRAMES = [
     line[3:] for line in DATA.read_text(encoding="utf-8").splitlines() if line.startswith("s> ")
 ]
-_client_adapter: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(RealtimeClientEvent)
 
 
 def decode_or_error(frame: str | bytes) -> ServerEvent | FrameDecodeError:
@@ -311,23 +310,13 @@ client_events: st.SearchStrategy[ClientEvent] = st.one_of(
 )
 
 
-def _assert_no_extras(value: Any) -> None:
-    if isinstance(value, pydantic.BaseModel):
-        assert not value.model_extra, f"{type(value).__name__} got unknown {value.model_extra}"
-        for name in type(value).model_fields:
-            _assert_no_extras(getattr(value, name))
-    elif isinstance(value, list | tuple):
-        for v in value:
-            _assert_no_extras(v)
-
-
 @PROPERTY
 @given(client_events)
 def test_every_client_event_validates_against_openai(event: ClientEvent) -> None:
     for frame in OpenAICodec().encode_frames(event):
         wire = orjson.loads(frame)
-        model = _client_adapter.validate_python(wire)
-        _assert_no_extras(model)
+        model = client_adapter().validate_python(wire)
+        assert_no_extras(model)
         assert model.model_dump(mode="json", exclude_unset=True) == wire
 
 

@@ -43,7 +43,8 @@ from kernl_trio.testing.server import ServerConnection
 from kernl_trio.testing.twilio_peer import TwilioPeer
 from kernl_trio.tools import tool
 
-AGENT = RealtimeAgent("phone", name="Phone", instructions="Answer the phone.")
+from .phone_agent import AGENT
+
 RESPONSE_CREATE: dict[str, Any] = {"type": "response.create"}
 
 
@@ -269,7 +270,8 @@ async def test_fifty_concurrent_calls_each_get_their_own_audio(
         conn.start_response(RESPONSE_CREATE, reply)
     for peer in peers:
         await peer.wait_received("mark", count=15)  # 300 ms in 20 ms frames
-    await trio.sleep(0.5)
+    # played to the end (in virtual time: 50 microphones stream on while the clock runs)
+    await wait_until(lambda: all(len(peer.played_audio) >= len(voice(0)) for peer in peers))
     for i, peer in enumerate(peers):
         assert bytes(peer.received_audio) == voice(i)
         assert bytes(peer.played_audio) == voice(i)
@@ -277,6 +279,8 @@ async def test_fifty_concurrent_calls_each_get_their_own_audio(
         for peer in peers:
             hang_ups.start_soon(peer.hang_up)
     await wait_until(lambda: bridge.statistics().completed == calls)
+    for i, peer in enumerate(peers):  # and nothing else arrived until the end of the call
+        assert bytes(peer.received_audio) == voice(i)
     assert bridge.statistics().failed == 0
 
 

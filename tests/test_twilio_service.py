@@ -28,8 +28,8 @@ from kernl_trio.providers.openai import OpenAIRealtimeModel
 from kernl_trio.testing import AudioReply, Reply, ScriptedServer
 from kernl_trio.testing.twilio_peer import TwilioPeer
 
+from .phone_agent import AGENT
 from .test_twilio_server import (
-    AGENT,
     RESPONSE_CREATE,
     dial,
     model_side,
@@ -71,7 +71,7 @@ async def bridge_process(model_url: str, *args: str) -> AsyncIterator[Bridge]:
         "kernl_trio",
         "twilio",
         "--agent",
-        "tests.test_twilio_server:AGENT",
+        "tests.phone_agent:AGENT",
     ]
     argv += ["--port", "0", "--model-url", model_url, *args]
     process = await trio.lowlevel.open_process(
@@ -141,7 +141,7 @@ async def test_a_signal_drains_calls_in_progress_then_exits_0(signum: signal.Sig
 async def test_the_grace_period_ends_the_calls_left_cleanly() -> None:
     async with trio.open_nursery() as nursery:
         model_server = await start_model_server(nursery)
-        async with bridge_process(model_server.url, "--grace", "0.5") as bridge:
+        async with bridge_process(model_server.url, "--grace", "0.1") as bridge:
             peer: TwilioPeer = await nursery.start(
                 TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio").run
             )

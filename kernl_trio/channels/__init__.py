@@ -8,28 +8,69 @@
   (``kernl-trio web``; imported on its own, it brings in hypercorn).
 """
 
-from .device import DeviceChannelStatistics, LocalDeviceChannel
-from .twilio import (
-    StartInfo,
-    TwilioCall,
-    TwilioCallRecord,
-    TwilioChannel,
-    TwilioChannelStatistics,
-    TwilioDtmf,
-    TwilioEvent,
-    TwilioMalformed,
-    TwilioMarkEcho,
-    TwilioOptions,
-    TwilioServer,
-    TwilioServerStatistics,
-    TwilioStopped,
-    handle_twilio_call,
-    serve_twilio,
-    twilio_signature,
-    validate_twilio_signature,
-)
-from .virtual import PlayedChunk, VirtualChannel
-from .wav import WavChannel
+# Names load on first use (PEP 562): `channels.wav` alone does not import the Twilio bridge or
+# numpy (the device channel).
+from typing import TYPE_CHECKING, Any
+
+from .._lazy import load
+
+if TYPE_CHECKING:
+    from .device import DeviceChannelStatistics, LocalDeviceChannel
+    from .twilio import (
+        StartInfo,
+        TwilioCall,
+        TwilioCallRecord,
+        TwilioChannel,
+        TwilioChannelStatistics,
+        TwilioDtmf,
+        TwilioEvent,
+        TwilioMalformed,
+        TwilioMarkEcho,
+        TwilioOptions,
+        TwilioServer,
+        TwilioServerStatistics,
+        TwilioStopped,
+        handle_twilio_call,
+        serve_twilio,
+        twilio_signature,
+        validate_twilio_signature,
+    )
+    from .virtual import PlayedChunk, VirtualChannel
+    from .wav import WavChannel
+
+_EXPORTS = {
+    "DeviceChannelStatistics": ".device",
+    "LocalDeviceChannel": ".device",
+    "PlayedChunk": ".virtual",
+    "StartInfo": ".twilio",
+    "TwilioCall": ".twilio",
+    "TwilioCallRecord": ".twilio",
+    "TwilioChannel": ".twilio",
+    "TwilioChannelStatistics": ".twilio",
+    "TwilioDtmf": ".twilio",
+    "TwilioEvent": ".twilio",
+    "TwilioMalformed": ".twilio",
+    "TwilioMarkEcho": ".twilio",
+    "TwilioOptions": ".twilio",
+    "TwilioServer": ".twilio",
+    "TwilioServerStatistics": ".twilio",
+    "TwilioStopped": ".twilio",
+    "VirtualChannel": ".virtual",
+    "WavChannel": ".wav",
+    "handle_twilio_call": ".twilio",
+    "serve_twilio": ".twilio",
+    "twilio_signature": ".twilio",
+    "validate_twilio_signature": ".twilio",
+}
+
+
+def __getattr__(name: str) -> Any:
+    return load(__name__, _EXPORTS, name, globals())
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = [
     "DeviceChannelStatistics",

@@ -25,7 +25,7 @@ import orjson
 import trio
 
 from .._errors import collapse
-from .._net import ws_url
+from .._net import is_local_url, ws_url
 from ..agent import RealtimeAgent
 from ..errors import ConfigurationError
 from ..model import RealtimeModel
@@ -193,7 +193,6 @@ def build_model(
     Refuses (:class:`ConfigurationError`) to start without an API key where one is needed,
     rather than failing at the first call.
     """
-    from ..demo.run import is_local_url
     from ..providers.openai import OpenAIRealtimeModel
 
     if model_url is None and agent.model is not None:

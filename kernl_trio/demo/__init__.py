@@ -6,7 +6,30 @@
 * :mod:`.report`: the live transcript.
 """
 
-from .agent import get_weather, weather_agent
-from .run import DemoOptions, DemoResult, main
+# Names load on first use (PEP 562): `kernl-trio serve` needs the script, not the runner.
+from typing import TYPE_CHECKING, Any
+
+from .._lazy import load
+
+if TYPE_CHECKING:
+    from .agent import get_weather, weather_agent
+    from .run import DemoOptions, DemoResult, main
+
+_EXPORTS = {
+    "DemoOptions": ".run",
+    "DemoResult": ".run",
+    "get_weather": ".agent",
+    "main": ".run",
+    "weather_agent": ".agent",
+}
+
+
+def __getattr__(name: str) -> Any:
+    return load(__name__, _EXPORTS, name, globals())
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = ["DemoOptions", "DemoResult", "get_weather", "main", "weather_agent"]

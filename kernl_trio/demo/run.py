@@ -15,16 +15,15 @@ import os
 import signal
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Any, TextIO
 
 import attrs
 import orjson
 import trio
-import trio.testing
 
 from .._errors import collapse
+from .._net import is_local_url
 from ..channels.wav import WavChannel, write_wav
 from ..errors import ConfigurationError
 from ..local.embedded import EmbeddedServer
@@ -81,7 +80,11 @@ def main(options: DemoOptions, out: TextIO | None = None) -> int:
     if user_path is None:
         user_path = options.out / "user.wav"
         write_wav(user_path, user_audio(PCM16_24K), PCM16_24K)
-    clock = trio.testing.MockClock(autojump_threshold=0) if options.fast else None
+    clock = None
+    if options.fast:
+        from trio.testing import MockClock  # here: it imports pytest when that is installed
+
+        clock = MockClock(autojump_threshold=0)
     began = time.perf_counter()  # wall time, for the report only
     try:
         result = trio.run(_main, options, user_path, stream, clock=clock)
@@ -94,12 +97,6 @@ def main(options: DemoOptions, out: TextIO | None = None) -> int:
     if result.stopped:
         return 130
     return 0 if result.finished else 1
-
-
-def is_local_url(url: str) -> bool:
-    """Whether ``url`` is a server on this machine (which needs no API key)."""
-    host = urllib.parse.urlsplit(url).hostname or ""
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 async def _main(options: DemoOptions, user_path: Path, out: TextIO) -> DemoResult:
