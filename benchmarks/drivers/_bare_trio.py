@@ -110,7 +110,9 @@ async def w2(open_ws: Open, url: str, turns: int) -> dict[str, Any]:
     return {**barge.result(), "late_dropped": dropped}
 
 
-async def w3(open_ws: Open, url: str, sessions: int, duration: float) -> dict[str, Any]:
+async def w3(
+    open_ws: Open, url: str, sessions: int, duration: float, appending: bool = True
+) -> dict[str, Any]:
     conc = Concurrency()
     everyone = trio.Event()
     chunk = bytes(DELTA_BYTES)
@@ -139,7 +141,8 @@ async def w3(open_ws: Open, url: str, sessions: int, duration: float) -> dict[st
             await everyone.wait()
             await send(_RESPONSE_CREATE)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(appends, send, index)
+                if appending:
+                    nursery.start_soon(appends, send, index)
                 while True:
                     event = loads(await receive())
                     kind = event["type"]
@@ -205,7 +208,9 @@ def main(name: str, open_ws: Open) -> None:
             if args.workload == "w2":
                 return await w2(open_ws, args.url, args.turns)
             if args.workload == "w3":
-                return await w3(open_ws, args.url, args.sessions, args.duration)
+                return await w3(
+                    open_ws, args.url, args.sessions, args.duration, not args.no_appends
+                )
             if args.workload == "mem":
                 return await mem(open_ws, args.url, args.sessions)
             return {"skipped": "a bare client has no tools"}

@@ -38,6 +38,9 @@ def parse_args(description: str, argv: list[str] | None = None) -> argparse.Name
     parser.add_argument(
         "--batched", action="store_true", help="kernl: read session.event_batches()"
     )
+    parser.add_argument(
+        "--no-appends", action="store_true", help="W3: receive only (no microphone appends)"
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="hard limit, seconds")
     return parser.parse_args(argv)
 

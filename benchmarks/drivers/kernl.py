@@ -112,7 +112,9 @@ async def w2(model: OpenAIRealtimeModel, turns: int) -> dict[str, Any]:
     }
 
 
-async def w3(model: OpenAIRealtimeModel, sessions: int) -> dict[str, Any]:
+async def w3(
+    model: OpenAIRealtimeModel, sessions: int, batched: bool = False, appending: bool = True
+) -> dict[str, Any]:
     conc = Concurrency()
     everyone = trio.Event()
     chunk = bytes(DELTA_BYTES)
@@ -133,18 +135,36 @@ async def w3(model: OpenAIRealtimeModel, sessions: int) -> dict[str, Any]:
             conc.failed(exc, sessions, everyone)
 
     async def stream(index: int) -> None:
-        async with open_session(AGENT, model=model) as session, session.events() as events:
+        async with open_session(AGENT, model=model) as session:
             conc.joined(sessions, everyone)
             await everyone.wait()
-            await session.create_response()
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(appends, session, index)
-                async for event in events:
+                if appending:
+                    nursery.start_soon(appends, session, index)
+                if batched:
+                    await read_batches(session)
+                else:
+                    await read_events(session)
+                nursery.cancel_scope.cancel()
+
+    async def read_events(session: RealtimeSession) -> None:
+        async with session.events() as events:
+            await session.create_response()
+            async for event in events:
+                if isinstance(event, AudioOutputDelta):
+                    conc.delivered(event.audio)
+                elif isinstance(event, ResponseDone):
+                    return
+
+    async def read_batches(session: RealtimeSession) -> None:
+        async with session.event_batches() as batches:
+            await session.create_response()
+            async for batch in batches:
+                for event in batch:
                     if isinstance(event, AudioOutputDelta):
                         conc.delivered(event.audio)
                     elif isinstance(event, ResponseDone):
-                        break
-                nursery.cancel_scope.cancel()
+                        return
 
     async with trio.open_nursery() as nursery:
         for index in range(sessions):
@@ -220,7 +240,7 @@ def main() -> None:
             if args.workload == "w2":
                 return await w2(model, args.turns)
             if args.workload == "w3":
-                return await w3(model, args.sessions)
+                return await w3(model, args.sessions, args.batched, not args.no_appends)
             if args.workload == "w4":
                 return await w4(args.url, args.transport, args.tool_seconds, args.observe_seconds)
             return await mem(model, args.sessions)
