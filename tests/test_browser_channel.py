@@ -585,7 +585,8 @@ def test_web_command_refuses_a_remote_model_without_a_key(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    assert main_web(["--model-url", "wss://api.openai.com/v1/realtime"]) == 2
+    # 3 (cannot start), as `demo` and `twilio` without a key
+    assert main_web(["--model-url", "wss://api.openai.com/v1/realtime"]) == 3
     assert "OPENAI_API_KEY" in capsys.readouterr().err
     assert main_web(["--port", "not-a-port"]) == 2
     assert "not a port" in capsys.readouterr().err
