@@ -8,6 +8,10 @@ flow in a real Chromium is tests/test_browser_chromium.py.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import gc
+import logging
 import math
 import os
 import re
@@ -16,6 +20,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,7 @@ from kernl_trio.channels.browser import (
     BrowserMalformed,
     BrowserOptions,
     BrowserServer,
+    BrowserTab,
     display_message,
     serve_browser,
 )
@@ -193,6 +199,23 @@ async def test_serves_the_page_and_only_its_files(nursery: trio.Nursery) -> None
         assert status == 404, path
     status, _, _ = await trio.to_thread.run_sync(fetch, base + "/", "POST")
     assert status == 405
+
+
+async def test_a_port_in_use_is_an_oserror_and_leaves_no_socket_open(
+    nursery: trio.Nursery,
+) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with trio.socket.socket() as busy:
+            await busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            port = busy.getsockname()[1]
+            with pytest.raises(OSError) as refused:
+                await nursery.start(partial(serve_browser, AGENT, port=port))
+        assert refused.value.errno == errno.EADDRINUSE
+        del refused
+        gc.collect()  # a socket left open is collected here, with a ResourceWarning
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
 # -- who may connect --------------------------------------------------------------------------
@@ -370,7 +393,9 @@ async def test_shutdown_closes_tabs_going_away(nursery: trio.Nursery) -> None:
     assert not server.tabs
 
 
-async def test_a_failing_session_is_that_tab_alone(nursery: trio.Nursery) -> None:
+async def test_a_failing_session_is_that_tab_alone(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
     with trio.socket.socket() as unused:
         await unused.bind(("127.0.0.1", 0))
         dead_port = unused.getsockname()[1]
@@ -386,6 +411,30 @@ async def test_a_failing_session_is_that_tab_alone(nursery: trio.Nursery) -> Non
     (record,) = server.history
     assert record.outcome == "failed"
     assert record.error is not None
+    # the model being unreachable is not a bug: one log line, no traceback
+    (logged,) = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert logged.levelname == "ERROR"
+    assert logged.exc_info is None
+    assert "cannot open a WebSocket" in error["message"]
+
+
+async def test_a_bug_is_logged_with_its_traceback_and_not_shown_to_the_visitor(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    def context_factory(tab: BrowserTab) -> Any:
+        raise ValueError("internal detail: /srv/secret.cfg")
+
+    server, _ = await start(nursery, context_factory=context_factory)
+    page = await open_page(nursery, server)
+    error = await page.wait_for("error")
+    assert error["message"] == "session failed: an internal error (see the log)"
+    with trio.fail_after(5):
+        while page.closed is None:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+    assert page.closed.code == 1011
+    (logged,) = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert logged.exc_info is not None and logged.exc_info[0] is ValueError
+    assert isinstance(server.history[0].error, ValueError)
 
 
 # -- limits and bad input ---------------------------------------------------------------------
@@ -460,6 +509,71 @@ async def test_limits_close_the_socket(
     assert f"closing the socket: {reason}" in caplog.text
 
 
+async def test_a_frame_past_hypercorns_limit_is_refused_and_the_tab_ends(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    # hypercorn refuses a message past twice the channel's limits itself (1009) before the
+    # channel sees it, and tells the application only that the socket went (1006): the tab is
+    # then a dropped one, kept for resume_grace, and ends.
+    options = BrowserOptions(max_frame_bytes=4800, resume_grace=2)
+    server, model_server = await start(nursery, options=options)
+    page = await open_page(nursery, server)
+    await page.wait_for("ready")
+    conn = await model_server.connection()
+    with contextlib.suppress(trio_websocket.ConnectionClosed):
+        await page.ws.send_message(b"\x00" * 100_000)
+    with trio.fail_after(5):
+        while page.closed is None:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+        await conn.closed.wait()
+        while server.tabs:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+    assert page.closed.code == 1009
+    (record,) = server.history
+    assert record.outcome == "completed"
+    assert record.statistics.frames_in == 0
+
+
+async def test_a_tab_that_drops_mid_response_ends_after_the_grace(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The network goes (no close frame) while the agent is speaking: the session goes on
+    detached, discards the audio, and ends when the page does not come back."""
+    server, model_server = await start(nursery, options=BrowserOptions(resume_grace=3))
+    stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+    origin = [(b"Origin", f"http://127.0.0.1:{server.port}".encode())]
+    async with trio.open_nursery() as ws_nursery:
+        ws = await trio_websocket.wrap_client_stream(
+            ws_nursery, stream, f"127.0.0.1:{server.port}", "/ws", extra_headers=origin
+        )
+        assert orjson.loads(await ws.get_message())["type"] == "ready"
+        conn = await model_server.connection()
+        await conn.expect("session.update")
+        conn.start_response(RESPONSE_CREATE, Reply.of(AudioReply("A long answer.", ms=8000)))
+        received = 0
+        while received < 300 * BYTES_PER_MS:
+            message = await ws.get_message()
+            if isinstance(message, bytes):
+                received += len(message)
+        await stream.aclose()  # no close handshake: the connection is simply gone
+        ws_nursery.cancel_scope.cancel()
+    dropped_at = trio.current_time()
+    (tab,) = server.tabs.values()
+    with trio.fail_after(1):
+        while not tab.channel.detached:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+    assert not conn.closed.is_set()  # the session waits for the page
+    with trio.fail_after(10):
+        await conn.closed.wait()
+        while server.tabs:  # noqa: ASYNC110
+            await trio.sleep(0.01)
+    assert 3 <= trio.current_time() - dropped_at < 3.5
+    (record,) = server.history
+    assert (record.outcome, record.close_code) == ("completed", 1006)
+    assert record.statistics.sent_ms < 8000  # the rest was not sent to nobody
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
 # -- the command --------------------------------------------------------------------------------
 def test_web_command_arguments() -> None:
     args = web_parser().parse_args(["--port", "0", "--token", "t", "--allow-origin", "https://a"])
@@ -471,13 +585,23 @@ def test_web_command_refuses_a_remote_model_without_a_key(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    assert main_web(["--model-url", "wss://api.openai.com/v1/realtime"]) == 2
+    # 3 (cannot start), as `demo` and `twilio` without a key
+    assert main_web(["--model-url", "wss://api.openai.com/v1/realtime"]) == 3
     assert "OPENAI_API_KEY" in capsys.readouterr().err
     assert main_web(["--port", "not-a-port"]) == 2
     assert "not a port" in capsys.readouterr().err
 
 
-def test_web_command_serves_the_page_and_stops_on_sigint(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_web_command_stops_on_a_signal_with_tabs_open(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """The real command in a subprocess: the page is served, two tabs are live, and Ctrl-C
+    (SIGINT) or SIGTERM tells each tab, closes its socket with 1001 and exits 0."""
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+    from websockets.typing import Origin
+
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     env.pop("OPENAI_API_KEY", None)
     process = subprocess.Popen(
@@ -489,15 +613,34 @@ def test_web_command_serves_the_page_and_stops_on_sigint(tmp_path: Path) -> None
         cwd=tmp_path,
     )
     try:
-        assert process.stdout is not None
+        assert process.stdout is not None and process.stderr is not None
         line = process.stdout.readline()
         match = re.search(r"open (http://127\.0\.0\.1:(\d+)/\?token=t0k)", line)
         assert match, line
         status, _, body = fetch(match[1])
         assert status == 200
         assert b"kernl_trio voice" in body
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
+        origin = Origin(f"http://127.0.0.1:{match[2]}")
+        with (
+            connect(f"ws://127.0.0.1:{match[2]}/ws?token=t0k", origin=origin) as first,
+            connect(f"ws://127.0.0.1:{match[2]}/ws?token=t0k", origin=origin) as second,
+        ):
+            for tab in (first, second):
+                assert orjson.loads(tab.recv(timeout=10))["type"] == "ready"
+            first.send(b"\x00\x00" * 480)  # a tab mid-conversation
+            process.send_signal(signum)
+            for tab in (first, second):
+                seen = []
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        message = tab.recv(timeout=10)
+                        if isinstance(message, str):
+                            seen.append(orjson.loads(message)["type"])
+                assert "closing" in seen
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        assert process.wait(timeout=15) == 0
+        assert "closing the tabs and stopping" in process.stdout.read()
+        assert process.stderr.read() == ""  # no traceback, nothing logged at WARNING
     finally:
         if process.poll() is None:
             process.kill()

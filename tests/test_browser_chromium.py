@@ -232,6 +232,9 @@ async def test_conversation_in_chromium(
     await _in_thread(lambda: driver.find_element(By.ID, "connect").click())
     state = "return window.kernl"
     await _until("the page to connect", lambda: driver.execute_script(state)["status"] == "live")
+    # the connection status and the button, as the user sees them
+    assert (await _in_thread(lambda: driver.find_element(By.ID, "status").text)) == "live"
+    assert (await _in_thread(lambda: driver.find_element(By.ID, "connect").text)) == "Disconnect"
     assert len(server.tabs) == 1
     (tab,) = server.tabs.values()
 
@@ -248,6 +251,9 @@ async def test_conversation_in_chromium(
         lambda: any("Let me check the weather in Paris" in text for text in bubbles("assistant")),
     )
     assert any(isinstance(e, SpeechStarted) for e in events)
+    # the level meter moved with the fake microphone's speech
+    page = await _in_thread(driver.execute_script, state)
+    assert page["peakLevel"] > 0.01 and page["meterMax"] > 10, page["peakLevel"]
 
     # The user talks over the answer: the page flushes, the truncate carries its position.
     await _until("the barge-in", lambda: driver.execute_script(state)["flushes"])

@@ -177,11 +177,71 @@ def test_twilio_bad_agent(capsys: pytest.CaptureFixture[str]) -> None:
     one_line_error(err, "cannot import")
 
 
-# -- listening: serve and twilio -------------------------------------------------------------------
+# -- web -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--openai"],
+        ["--model-url", "wss://api.openai.com/v1/realtime"],
+        ["--model-url", "wss://models.example.com/v1/realtime"],
+    ],
+)
+def test_web_remote_model_without_a_key(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    status, out, err = run_cli(capsys, "web", "--port", "0", *argv)
+    assert status == EXIT_CANNOT_START  # as demo and twilio: the world, not the command line
+    one_line_error(err, "OPENAI_API_KEY", "--model-url")
+    assert "open http" not in out  # it never served
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--model-url", "http://127.0.0.1:9/v1/realtime"], "not a WebSocket URL"),
+        (["--model-url", "127.0.0.1:9"], "not a WebSocket URL"),
+        (["--openai", "--model-url", "ws://127.0.0.1:9/"], "not both"),
+        (["--allow-origin", "https://app.example/"], "not an origin"),
+        (["--allow-origin", "app.example"], "not an origin"),
+        (["--allow-origin", "https://app.example/path"], "not an origin"),
+        (["--certfile", "cert.pem"], "go together"),
+        (["--agent", "no_such_module_xyz:agent"], "cannot import"),
+        (["--agent", "os:path"], "not a RealtimeAgent"),
+    ],
+)
+def test_web_bad_command_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    status, out, err = run_cli(capsys, "web", "--port", "0", *argv)
+    assert status == EXIT_USAGE
+    one_line_error(err, needle)
+    assert "open http" not in out
+
+
+def test_web_certificate_missing_or_unusable(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "cert.pem")
+    status, _, err = run_cli(
+        capsys, "web", "--port", "0", "--certfile", missing, "--keyfile", missing
+    )
+    assert status == EXIT_CANNOT_START
+    one_line_error(err, f"--certfile {missing}: no such file")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    status, _, err = run_cli(
+        capsys, "web", "--port", "0", "--certfile", str(garbage), "--keyfile", str(garbage)
+    )
+    assert status == EXIT_CANNOT_START
+    one_line_error(err, "cannot load --certfile")
+
+
+# -- listening: serve, twilio and web --------------------------------------------------------------
 LOCAL_MODEL = ("--model-url", "ws://127.0.0.1:9/v1/realtime")  # never dialled in these tests
+LISTENERS = [["serve"], ["twilio", "--agent", AGENT, *LOCAL_MODEL], ["web"]]
 
 
-@pytest.mark.parametrize("command", [["serve"], ["twilio", "--agent", AGENT, *LOCAL_MODEL]])
+@pytest.mark.parametrize("command", LISTENERS)
 def test_port_already_in_use(
     capsys: pytest.CaptureFixture[str], busy_port: int, command: list[str]
 ) -> None:
@@ -190,7 +250,7 @@ def test_port_already_in_use(
     one_line_error(err, f"port {busy_port} is already in use")
 
 
-@pytest.mark.parametrize("command", [["serve"], ["twilio", "--agent", AGENT, *LOCAL_MODEL]])
+@pytest.mark.parametrize("command", LISTENERS)
 @pytest.mark.parametrize("port", ["99999", "-1", "http"])
 def test_out_of_range_port(
     capsys: pytest.CaptureFixture[str], command: list[str], port: str
@@ -200,14 +260,14 @@ def test_out_of_range_port(
     assert "is not a port" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("command", [["serve"], ["twilio", "--agent", AGENT, *LOCAL_MODEL]])
+@pytest.mark.parametrize("command", LISTENERS)
 def test_unresolvable_host(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     status, _, err = run_cli(capsys, *command, "--host", "no-such-host.invalid", "--port", "0")
     assert status == EXIT_CANNOT_START
     one_line_error(err, "cannot resolve host 'no-such-host.invalid'")
 
 
-@pytest.mark.parametrize("command", [["serve"], ["twilio", "--agent", AGENT, *LOCAL_MODEL]])
+@pytest.mark.parametrize("command", LISTENERS)
 def test_bogus_log_level(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     status, _, err = run_cli(capsys, *command, "--log-level", "bogus")
     assert status == EXIT_USAGE

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import ssl
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from functools import partial
 
@@ -22,10 +24,12 @@ import attrs
 import trio
 
 from .._errors import collapse
+from .._net import is_local_url
 from ..agent import RealtimeAgent
 from ..errors import ConfigurationError
 from ..model import RealtimeModel
 from ._common import (
+    EXIT_CANNOT_START,
     EXIT_OK,
     EXIT_USAGE,
     CliError,
@@ -106,16 +110,19 @@ def web_parser() -> argparse.ArgumentParser:
 
 
 def options_from(args: argparse.Namespace) -> WebOptions:
-    """The :class:`WebOptions` of parsed arguments (raises ConfigurationError)."""
+    """The :class:`WebOptions` of parsed arguments (raises ConfigurationError for a command
+    line that is wrong in itself)."""
     model_url = OPENAI_URL if args.openai else args.model_url
     if args.openai and args.model_url:
         raise ConfigurationError("give --openai or --model-url, not both")
+    if model_url is not None and urllib.parse.urlsplit(model_url).scheme not in ("ws", "wss"):
+        raise ConfigurationError(
+            f"--model-url {model_url!r} is not a WebSocket URL (ws:// or wss://, e.g. {OPENAI_URL})"
+        )
     if bool(args.certfile) != bool(args.keyfile):
         raise ConfigurationError("--certfile and --keyfile go together")
-    if model_url is not None and not os.environ.get("OPENAI_API_KEY"):
-        local = model_url.startswith(("ws://127.", "ws://localhost", "ws://[::1]"))
-        if not local:
-            raise ConfigurationError(f"--model-url {model_url} needs OPENAI_API_KEY")
+    for origin in args.allow_origin:
+        _check_origin(origin)
     return WebOptions(
         model_url=model_url,
         host=args.host,
@@ -128,16 +135,63 @@ def options_from(args: argparse.Namespace) -> WebOptions:
     )
 
 
+def _check_origin(origin: str) -> None:
+    """An ``--allow-origin`` is ``*`` or exactly what a browser sends: scheme://host[:port]."""
+    if origin == "*":
+        return
+    parts = urllib.parse.urlsplit(origin)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or origin != origin.strip()
+    ):
+        raise ConfigurationError(
+            f"--allow-origin {origin!r} is not an origin: give scheme://host[:port] as the "
+            "browser sends it, e.g. https://app.example.com (no path, no trailing slash), or '*'"
+        )
+
+
+def check_startable(options: WebOptions) -> None:
+    """Refuse (:class:`CliError`, status 3) what would only fail once serving: a remote model
+    without ``OPENAI_API_KEY``, a certificate that cannot be loaded."""
+    url = options.model_url
+    if url is not None and not is_local_url(url) and not os.environ.get("OPENAI_API_KEY"):
+        raise CliError(
+            f"--model-url {url} needs OPENAI_API_KEY in the environment; set it, or run a "
+            "local server (`kernl-trio serve`) and pass its URL as --model-url",
+            code=EXIT_CANNOT_START,
+        )
+    if options.certfile and options.keyfile:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        for flag, path in (("--certfile", options.certfile), ("--keyfile", options.keyfile)):
+            if not os.path.isfile(path):
+                raise CliError(f"{flag} {path}: no such file", code=EXIT_CANNOT_START)
+        try:
+            context.load_cert_chain(options.certfile, options.keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise CliError(
+                f"cannot load --certfile {options.certfile} with --keyfile {options.keyfile}: "
+                f"{exc.strerror or exc}",
+                code=EXIT_CANNOT_START,
+            ) from None
+
+
 async def run_web(
     options: WebOptions,
     *,
+    agent: RealtimeAgent | None = None,
     task_status: trio.TaskStatus[object] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until SIGINT/SIGTERM (or cancellation); ``task_status.started(server)``."""
+    """Serve until SIGINT/SIGTERM (or cancellation); ``task_status.started(server)``.
+    ``agent`` overrides ``options.agent``."""
     from ..demo.agent import weather_agent
     from .twilio import load_agent
 
-    agent = load_agent(options.agent) if options.agent else weather_agent
+    if agent is None:
+        agent = load_agent(options.agent) if options.agent else weather_agent
     try:
         await _serve(agent, options, task_status)
     except BaseExceptionGroup as group:
@@ -151,6 +205,7 @@ async def _serve(
     from ..demo.script import SESSION_CONFIG, TRANSCRIPTS, server_script
     from ..local.embedded import EmbeddedServer
     from ..providers.openai import OpenAIRealtimeModel
+    from .serve import start_listening
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
@@ -172,7 +227,8 @@ async def _serve(
             else:
                 model = OpenAIRealtimeModel(base_url=options.model_url)
                 where = options.model_url
-            server: BrowserServer = await nursery.start(
+            server: BrowserServer = await start_listening(
+                nursery,
                 partial(
                     serve_browser,
                     agent,
@@ -185,7 +241,9 @@ async def _serve(
                     notice=notice,
                     certfile=options.certfile,
                     keyfile=options.keyfile,
-                )
+                ),
+                options.host,
+                options.port,
             )
             print(
                 f"kernl-trio web: open {server.url} (agent {agent.id!r}, model: {where}); "
@@ -217,12 +275,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
+    from .twilio import load_agent
+
     try:
         options = options_from(args)
+        agent = load_agent(options.agent) if options.agent else None
     except ConfigurationError as exc:
         raise CliError(str(exc), code=EXIT_USAGE) from None
+    check_startable(options)
     setup_logging(args.log_level)
-    trio.run(run_web, options)
+    trio.run(partial(run_web, options, agent=agent))
     return EXIT_OK
 
 

@@ -23,17 +23,19 @@ import itertools
 import logging
 import mimetypes
 import secrets
+import socket
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import trio
-from hypercorn.config import Config
+from hypercorn.config import Config, Sockets
 from hypercorn.trio import serve as hypercorn_serve
 
 from ..._errors import collapse
 from ...context import Context
+from ...errors import KernlTrioError
 from ...model import RealtimeModel, StatusChanged
 from ...protocol import (
     ResponseInterrupted,
@@ -106,6 +108,33 @@ def static_files() -> dict[str, bytes]:
         for entry in root.iterdir()
         if entry.is_file() and not entry.name.startswith(".")
     }
+
+
+class _Config(Config):
+    """hypercorn's configuration, listening on one socket that this server owns: hypercorn's
+    own ``create_sockets`` leaves a socket open when ``bind`` fails (a port in use, a host that
+    does not resolve), and nothing closes the listening socket if serving fails later."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__()
+        self._host, self._port = host, port
+        self._sockets: list[socket.socket] = []
+
+    def create_sockets(self) -> Sockets:
+        sock = socket.socket(socket.AF_INET6 if ":" in self._host else socket.AF_INET)
+        self._sockets.append(sock)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self._host, self._port))
+        sock.setblocking(False)
+        if self.ssl_enabled:
+            return Sockets([sock], [], [])
+        return Sockets([], [sock], [])
+
+    def close_sockets(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+        self._sockets.clear()
 
 
 class _AsgiSocket:
@@ -254,9 +283,7 @@ class BrowserServer:
     ) -> None:
         """Serve until cancelled or :meth:`shutdown`; ``task_status.started(self)`` once
         the port is bound."""
-        config = Config()
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        config.bind = [f"{host}:{self.port}"]
+        config = _Config(self.host, self.port)
         config.accesslog = None
         config.errorlog = logging.getLogger("kernl_trio.channels.browser.http")
         config.include_server_header = False
@@ -288,6 +315,8 @@ class BrowserServer:
                 self._stopped.set()
         except BaseExceptionGroup as group:
             raise collapse(group) from None
+        finally:
+            config.close_sockets()
 
     async def shutdown(self) -> None:
         """Close every tab's socket (1001), end their sessions, stop serving; returns once
@@ -453,11 +482,16 @@ class BrowserServer:
             )
         except Exception as exc:  # one tab's failure is that tab's alone
             error = exc
-            logger.error("browser tab %s failed: %r", tab.id, exc, exc_info=exc)
+            # a bug in the application (not the network, not the model) gets its traceback
+            logger.error(
+                "browser tab %s failed: %r", tab.id, exc, exc_info=exc if _is_bug(exc) else None
+            )
         with trio.CancelScope(shield=True):
             try:
                 if error is not None:
-                    tab.channel.send_json({"type": "error", "message": f"session failed: {error}"})
+                    # the visitor sees what went wrong with the model, never a bug's details
+                    shown = error if not _is_bug(error) else "an internal error (see the log)"
+                    tab.channel.send_json({"type": "error", "message": f"session failed: {shown}"})
                     await tab.channel.aclose_with(1011, "session failed")
                 else:
                     await tab.channel.aclose_with(1000, "session ended")
@@ -588,6 +622,10 @@ def display_message(event: SessionEvent) -> dict[str, Any] | None:
     if isinstance(event, StatusChanged):
         return {"type": "status", "status": str(event.status.value)}
     return None
+
+
+def _is_bug(error: BaseException) -> bool:
+    return not isinstance(error, KernlTrioError | OSError | trio.TooSlowError)
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -17,6 +17,8 @@ const state = {
   receivedMs: 0,
   interruptions: 0,
   level: 0,
+  peakLevel: 0, // the loudest microphone frame so far (RMS, 0..1)
+  meterMax: 0, // the widest the level meter has been drawn, in percent
   retries: 0,
   resume: null, // the key that resumes this tab's session after a dropped connection
   closes: [], // {code, reason}
@@ -75,7 +77,10 @@ async function startAudio() {
   capture.port.onmessage = (event) => {
     const m = event.data;
     state.level = m.level;
-    $("level").style.width = Math.min(100, Math.round(Math.sqrt(m.level) * 250)) + "%";
+    state.peakLevel = Math.max(state.peakLevel, m.level);
+    const width = Math.min(100, Math.round(Math.sqrt(m.level) * 250));
+    state.meterMax = Math.max(state.meterMax, width);
+    $("level").style.width = width + "%";
     if (ws && ws.readyState === WebSocket.OPEN && ws.bufferedAmount < 64 * 1024) {
       ws.send(m.pcm);
       state.framesSent += 1;
