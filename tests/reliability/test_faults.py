@@ -44,7 +44,16 @@ from kernl_trio.testing import (
     VirtualChannel,
 )
 
-from ._scenarios import SCENARIOS, Run, Scenario, ToolLog, open_fds, run_scenario, sample
+from ._scenarios import (
+    FAKE_API_KEY,
+    SCENARIOS,
+    Run,
+    Scenario,
+    ToolLog,
+    open_fds,
+    run_scenario,
+    sample,
+)
 
 FAULTS = ("drop", "reset", "close_1011", "stall", "no_read")
 QUICK_POINTS = 2
@@ -351,3 +360,86 @@ async def test_twilio_call_fault_at_every_instant(
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     INJECTED[f"twilio_call/{fault}"] = len(points)
     print(f"\ntwilio_call {fault}: {len(points)} faults, {outcomes}")
+
+
+# -- a Twilio call: the model's socket breaks in each of the five ways after each event --------
+
+
+async def _twilio_model_fault(fault: str, after: int) -> tuple[str, int]:
+    """A call through ``serve_twilio`` whose model server breaks the connection after its
+    ``after``-th event (0: never). The caller stays on the line until the call ends, or
+    hangs up after LINGER when nothing broke."""
+    tools = ToolLog()
+    agent = RealtimeAgent("phone", name="Phone", instructions="x", tools=tools.tools())
+    reply = Reply.of(ToolCallReply("slow"), AudioReply("Hello there.", ms=1500), realtime=True)
+    async with trio.open_nursery() as outer:
+        server = FaultyServer([reply], fault=fault, fault_after=after)
+        await outer.start(server.run)
+        url = server.url
+        if fault in ("stall", "no_read"):
+            server.proxy = await outer.start(Proxy(server.port).run)
+            url = f"ws://127.0.0.1:{server.proxy.port}/v1/realtime"
+        model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=url)
+        bridge: TwilioServer = await outer.start(partial(serve_twilio, agent, model=model))
+        await trio.lowlevel.checkpoint()
+        tasks_before, fds_before = library_tasks(), open_fds()
+        peer = TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio")
+        outer.start_soon(_caller, peer)
+        where = f"twilio call, {fault} after model event {after}"
+
+        async def script() -> None:
+            conn = await server.connection()
+            await conn.expect("session.update")
+            conn.start_response({"type": "response.create"})
+            await trio.sleep(0.8)
+            await conn.speech_started()
+
+        with trio.move_on_after(LINGER if after else 5):  # the counting run: the answer's end
+            async with trio.open_nursery() as acts:
+                acts.start_soon(script)
+                await trio.sleep(0.1)
+                while bridge.statistics().active:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+                acts.cancel_scope.cancel()
+        if bridge.statistics().active:
+            await peer.hang_up()
+        with trio.fail_after(30):
+            while bridge.statistics().active:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        await trio.sleep(6)  # the caller and the model server notice the closes
+        [record] = bridge.history
+        if server.fired:
+            assert record.outcome == "failed", f"{where}: {record}"
+        if record.outcome == "failed":
+            assert isinstance(record.error, ConnectionLost | HandshakeFailed), (
+                f"{where}: {record.error!r}"
+            )
+            if fault == "close_1011" and isinstance(record.error, ConnectionLost):
+                assert record.error.code == 1011, f"{where}: {record.error!r}"
+        assert tools.all_wound_up, f"{where}: {tools}"
+        assert peer.closed.is_set(), f"{where}: Twilio's socket open"
+        if server.proxy is None:  # (a frozen proxy keeps the server's end open; fds tell)
+            for conn in server.connections:
+                assert conn.closed.is_set(), f"{where}: the model's socket open"
+        assert library_tasks() - tasks_before == set(), f"{where}: tasks leaked"
+        outer.cancel_scope.cancel()
+    assert open_fds() <= fds_before, f"{where}: fd leaked"
+    return record.outcome, server.events_sent
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+async def test_twilio_call_model_fault_after_every_server_event(
+    fault: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    outcome, total = await _twilio_model_fault(fault, 0)
+    assert outcome == "completed" and total > 0
+    points = sample(total, QUICK_POINTS - 1)
+    outcomes: dict[str, int] = {}
+    for after in points:
+        outcome, sent = await _twilio_model_fault(fault, after)
+        if outcome == "completed":
+            assert sent < after, (fault, after, sent)
+            outcome = "completed before the fault point"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    INJECTED[f"twilio_call/model {fault}"] = len(points)
+    print(f"\ntwilio_call model {fault}: {total} model events, {len(points)} faults, {outcomes}")
