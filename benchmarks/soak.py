@@ -90,7 +90,15 @@ def live_tasks() -> int:
 
 
 class Soak:
-    def __init__(self, sessions: int, minutes: float, turn_every: float, trace: bool) -> None:
+    def __init__(
+        self,
+        sessions: int,
+        minutes: float,
+        turn_every: float,
+        trace: bool,
+        api_key: str = "sk-soak",
+    ) -> None:
+        self.api_key = api_key
         self.sessions = sessions
         self.minutes = minutes
         self.turn_every = turn_every
@@ -111,7 +119,7 @@ class Soak:
         self.samples.append((trio.current_time(), rss_bytes(), traced))
 
     async def talk(self, server: ScriptedServer, index: int) -> None:
-        model = OpenAIRealtimeModel(api_key="sk-soak", base_url=server.url)
+        model = OpenAIRealtimeModel(api_key=self.api_key, base_url=server.url)
         channel = VirtualChannel()
         start = trio.current_time()
         end = start + self.minutes * 60

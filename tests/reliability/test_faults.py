@@ -280,7 +280,7 @@ async def test_leaving_the_block_with_a_stalled_peer_is_bounded(
     run = Run(server, VirtualChannel(), ToolLog())
     tasks_before = library_tasks()
     agent = RealtimeAgent(id="r", name="R", instructions="x", tools=run.tools.tools())
-    model = OpenAIRealtimeModel(api_key="sk-x", base_url=f"ws://127.0.0.1:{proxy.port}/v1")
+    model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=f"ws://127.0.0.1:{proxy.port}/v1")
     async with open_session(agent, model=model, channel=run.channel) as session:
         await scenario.drive(session, server, run.channel)
         proxy.frozen_up = True
@@ -300,7 +300,7 @@ async def _twilio_fault(fault: str, at: float) -> str:
     reply = Reply.of(ToolCallReply("slow"), AudioReply("Hello there.", ms=1500), realtime=True)
     async with trio.open_nursery() as outer:
         model_server = await outer.start(ScriptedServer([reply]).run)
-        model = OpenAIRealtimeModel(api_key="sk-x", base_url=model_server.url)
+        model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=model_server.url)
         bridge: TwilioServer = await outer.start(partial(serve_twilio, agent, model=model))
         await trio.lowlevel.checkpoint()
         tasks_before, fds_before = library_tasks(), open_fds()

@@ -38,7 +38,7 @@ from kernl_trio.tools import ToolArgumentsError
 
 from ..helpers import library_tasks, start_server
 from ._mutate import INTERESTING, ga_seeds, mutants, twilio_seeds
-from ._scenarios import THOROUGH
+from ._scenarios import FAKE_API_KEY, THOROUGH
 
 BATCH = 100
 EXAMPLES = 1000 if THOROUGH else 30
@@ -244,7 +244,7 @@ async def test_session_takes_mutated_frames_and_keeps_going(
     agent = RealtimeAgent(id="f", name="F", instructions="x", tools=list(TOOLS))
     before = library_tasks()
     async with open_session(
-        agent, model=OpenAIRealtimeModel(api_key="sk-x", base_url=server.url), channel=channel
+        agent, model=OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=server.url), channel=channel
     ) as session:
         conn = await server.connection()
         async with session.events(max_backlog=4 * len(frames)) as during:
@@ -284,7 +284,7 @@ async def test_twilio_call_takes_mutated_frames_and_goes_on(
         if not (isinstance(f, str) and '"stop"' in f)  # a well-formed stop ends the call
     ]
     model_server: ScriptedServer = await nursery.start(ScriptedServer().run)
-    model = OpenAIRealtimeModel(api_key="sk-x", base_url=model_server.url)
+    model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=model_server.url)
     agent = RealtimeAgent("phone", name="Phone", instructions="x")
     bridge: TwilioServer = await nursery.start(partial(serve_twilio, agent, model=model))
     peer: TwilioPeer = await nursery.start(TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio").run)

@@ -44,6 +44,7 @@ from kernl_trio.session import MICROPHONE_BACKLOG, MICROPHONE_STALL, RealtimeSes
 from kernl_trio.testing import AudioReply, Reply, ScriptedServer, ToolCallReply, VirtualChannel
 
 from ..test_session_edges import AGENT, StuckModel
+from ._scenarios import FAKE_API_KEY
 from .test_faults import Proxy
 
 PARTS = ("never_reads", "stalled_playback", "hanging_tool", "blocked_writes", "all")
@@ -123,7 +124,7 @@ async def _stuck_setup(part: str, nursery: trio.Nursery, *, answer_ms: int) -> S
         url = f"ws://127.0.0.1:{proxy.port}/v1/realtime"
     channel = StallingChannel(10) if "stalled_playback" in stuck else VirtualChannel()
     agent = RealtimeAgent(id="l", name="L", instructions="x", tools=[hang])
-    model = OpenAIRealtimeModel(api_key="sk-x", base_url=url)
+    model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=url)
     return StuckSetup(stuck, hang_log, server, proxy, channel, agent, model)
 
 
@@ -306,7 +307,7 @@ async def test_microphone_behind_a_write_that_never_ends_is_bounded(
     proxy = await nursery.start(Proxy(server.port).run)
     channel = VirtualChannel()
     agent = RealtimeAgent(id="l", name="L", instructions="x", tools=[report])
-    model = OpenAIRealtimeModel(api_key="sk-x", base_url=f"ws://127.0.0.1:{proxy.port}/v1")
+    model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=f"ws://127.0.0.1:{proxy.port}/v1")
     high = HighWater()
     chunks = 0
     with pytest.raises(ConnectionLost):
