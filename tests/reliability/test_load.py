@@ -21,6 +21,8 @@ and a turn's playback queue holds no more than its response's audio.
 
 from __future__ import annotations
 
+import operator
+
 import attrs
 import pytest
 import trio
@@ -204,6 +206,11 @@ async def test_stuck_part_under_real_time_audio(
         assert any(isinstance(e, ToolCancelled) for _, _, e in published)
     everything = [e for _, _, e in published]
     assert received[0] == received[1]
+    # each reader got every event from its first on, the interruption included, none lost
+    first = next(i for i, e in enumerate(everything) if e is received[0][0])
+    window = everything[first : first + len(received[0])]
+    assert len(window) == len(received[0]) and all(map(operator.is_, window, received[0]))
+    assert any(isinstance(e, ResponseInterrupted) for e in received[0])
     assert [e for e in received[0] if isinstance(e, AudioOutputDelta)] == [
         e for e in everything if isinstance(e, AudioOutputDelta)
     ]
