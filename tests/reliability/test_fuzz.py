@@ -33,7 +33,15 @@ from kernl_trio.errors import FrameDecodeError
 from kernl_trio.protocol import InvalidFrame, ResponseDone, ServerEvent
 from kernl_trio.providers.openai import OpenAIRealtimeModel
 from kernl_trio.providers.openai.codec import OpenAICodec
-from kernl_trio.testing import AudioReply, Reply, ScriptedServer, TwilioPeer, VirtualChannel
+from kernl_trio.testing import (
+    AudioReply,
+    Reply,
+    ScriptedServer,
+    TextReply,
+    ToolCallReply,
+    TwilioPeer,
+    VirtualChannel,
+)
 from kernl_trio.tools import ToolArgumentsError
 
 from ..helpers import library_tasks, start_server
@@ -57,6 +65,7 @@ FRAMES: dict[str, int] = {
     "tool_arguments": 0,
     "session": 0,
     "twilio_call": 0,
+    "session_tool_arguments": 0,
 }
 
 
@@ -207,6 +216,10 @@ async def _tool_arguments(seed: int, values: list[Any]) -> None:
 # -- the session under a stream of mutated frames ---------------------------------------------
 
 
+def _text(frame: str | bytes) -> str:
+    return frame if isinstance(frame, str) else frame.decode("latin-1")
+
+
 def _bytes(frame: str | bytes) -> bytes:
     return frame.encode() if isinstance(frame, str) else frame
 
@@ -306,3 +319,95 @@ async def test_twilio_call_takes_mutated_frames_and_goes_on(
     assert record.outcome == "completed", record
     assert record.statistics.malformed > 0
     FRAMES["twilio_call"] += len(frames)
+
+
+# -- tool arguments from the model, through a live session --------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(SESSION_RUNS))
+async def test_session_answers_every_call_with_mutated_arguments(
+    seed: int, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The model calls the tools with mutated arguments, many calls in one response: the
+    session answers each call exactly once (an error output for arguments its tool refuses),
+    and asks for the follow-up, which is answered."""
+    rnd = random.Random(seed)
+    count = 500 if THOROUGH else 100
+    names = [rnd.randrange(len(TOOLS)) for _ in range(count)]
+    arguments = [_text(mutants([GOOD_ARGUMENTS[n]], rnd, list(INTERESTING), 1)[0]) for n in names]
+    calls = [
+        ToolCallReply(TOOLS[n].name, a, call_id=f"call_{i}")
+        for i, (n, a) in enumerate(zip(names, arguments, strict=True))
+    ]
+    replies = [Reply.of(*calls), Reply.of(AudioReply("Done.", ms=200))]
+    server = await start_server(nursery, replies)
+    agent = RealtimeAgent(id="f", name="F", instructions="x", tools=list(TOOLS))
+    model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=server.url)
+    before = library_tasks()
+    async with open_session(agent, model=model, channel=VirtualChannel()) as session:
+        conn = await server.connection()
+        async with session.events() as events:
+            await session.send_message("call them all")
+            with trio.fail_after(60):
+                done = 0
+                async for event in events:
+                    if isinstance(event, ResponseDone) and OURS.fullmatch(event.response_id):
+                        done += 1
+                        if done == 2:  # the calls' response, then the follow-up's
+                            break
+        items = [e["item"] for e in conn.of_type("conversation.item.create")]
+        outputs = {i["call_id"]: i["output"] for i in items if i["type"] == "function_call_output"}
+        assert sorted(outputs) == sorted(c.call_id for c in calls if c.call_id)
+        assert len([i for i in items if i["type"] == "function_call_output"]) == count
+        for call in calls:
+            tool_ = next(t for t in TOOLS if t.name == call.name)
+            try:
+                tool_.parse_arguments(call.arguments)
+            except ToolArgumentsError:
+                assert "error" in outputs[str(call.call_id)].lower(), outputs[str(call.call_id)]
+        FRAMES["session_tool_arguments"] += count
+    assert library_tasks() == before
+
+
+@tool
+def echo(text: str) -> str:
+    """Says it back."""
+    return text
+
+
+@tool
+def refuse(text: str) -> str:
+    """Fails with the text in its message."""
+    raise ValueError(text)
+
+
+async def test_a_lone_surrogate_in_the_arguments_does_not_end_the_session(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Found by the fuzzer above: JSON arguments may escape a lone surrogate ("\\ud800"),
+    which decodes to a str that no UTF-8 frame can carry. A tool that echoed it (or failed
+    with it in its message) made the session's function_call_output unencodable, and the
+    session ended with EncodeError. Now the surrogate goes out escaped, and the session
+    goes on."""
+    arguments = '{"text": "a\\ud800b"}'
+    calls = [ToolCallReply("echo", arguments), ToolCallReply("refuse", arguments)]
+    replies = [Reply.of(*calls), Reply.of(TextReply("Done."))]
+    server = await start_server(nursery, replies)
+    agent = RealtimeAgent(id="f", name="F", instructions="x", tools=[echo, refuse])
+    model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=server.url)
+    async with open_session(agent, model=model) as session:
+        conn = await server.connection()
+        async with session.events() as events:
+            await session.send_message("echo it")
+            with trio.fail_after(10):
+                done = 0
+                async for event in events:
+                    done += isinstance(event, ResponseDone)
+                    if done == 2:
+                        break
+        items = [e["item"] for e in conn.of_type("conversation.item.create")]
+        outputs = [i["output"] for i in items if i["type"] == "function_call_output"]
+        assert outputs[0] == "a\\ud800b"
+        assert "a\\\\ud800b" in outputs[1] and "error" in orjson.loads(outputs[1])
+        await session.send_message("still there?")
+        await session.wait_for(ResponseDone)
