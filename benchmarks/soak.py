@@ -195,6 +195,9 @@ class Soak:
             ),
             "library_traced_growth_bytes_per_session_minute": round(library / session_minutes, 1),
             "top_growth_by_file": sorted(growth.items(), key=lambda kv: -kv[1])[:8],
+            "library_growth_by_line": sorted(
+                ((k, v) for k, v in growth.items() if _is_library(k)), key=lambda kv: -abs(kv[1])
+            )[:10],
             "tasks_before_after": (tasks_before, tasks_after),
             "fds_before_after": (fds_before, fds_after),
             "server_connections_open_after": server_tasks_left,
