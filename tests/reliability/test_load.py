@@ -300,10 +300,9 @@ async def test_microphone_behind_a_write_that_never_ends_is_bounded(
     writer task (not the microphone sender) was writing, every ``send()`` of microphone
     audio was queued behind that write and returned at once: the microphone queue stayed
     empty, nothing was dropped, and the connection's outbox grew with all the audio the
-    channel delivered until the stall timeout (all 3,000 chunks here; 100,000, about
-    130 MB, from a channel faster than real time). Now ``send()`` waits once
-    ``SEND_QUEUE`` frames are queued behind a write, so the microphone queue fills, and
-    then drops, as documented."""
+    channel delivered until the stall timeout (all 3,000 chunks here). Now ``send()``
+    waits once ``SEND_QUEUE`` frames are queued behind a write, so the microphone queue
+    fills, and then drops, as documented."""
 
     @tool
     async def report() -> str:
