@@ -48,12 +48,14 @@ from ._scenarios import (
     FAKE_API_KEY,
     SCENARIOS,
     THOROUGH,
+    TWILIO_OPTIONS,
     Run,
     Scenario,
     ToolLog,
     open_fds,
     run_scenario,
     sample,
+    twilio_peer,
 )
 
 FAULTS = ("drop", "reset", "close_1011", "stall", "no_read")
@@ -302,10 +304,12 @@ async def _twilio_fault(fault: str, at: float) -> str:
     async with trio.open_nursery() as outer:
         model_server = await outer.start(ScriptedServer([reply]).run)
         model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=model_server.url)
-        bridge: TwilioServer = await outer.start(partial(serve_twilio, agent, model=model))
+        bridge: TwilioServer = await outer.start(
+            partial(serve_twilio, agent, model=model, **TWILIO_OPTIONS)
+        )
         await trio.lowlevel.checkpoint()
         tasks_before, fds_before = library_tasks(), open_fds()
-        peer = TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio")
+        peer = twilio_peer(bridge.port)
         outer.start_soon(_caller, peer)
         conn = await model_server.connection()
         await conn.expect("session.update")
@@ -381,10 +385,12 @@ async def _twilio_model_fault(fault: str, after: int) -> tuple[str, int]:
             server.proxy = await outer.start(Proxy(server.port).run)
             url = f"ws://127.0.0.1:{server.proxy.port}/v1/realtime"
         model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=url)
-        bridge: TwilioServer = await outer.start(partial(serve_twilio, agent, model=model))
+        bridge: TwilioServer = await outer.start(
+            partial(serve_twilio, agent, model=model, **TWILIO_OPTIONS)
+        )
         await trio.lowlevel.checkpoint()
         tasks_before, fds_before = library_tasks(), open_fds()
-        peer = TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio")
+        peer = twilio_peer(bridge.port)
         outer.start_soon(_caller, peer)
         where = f"twilio call, {fault} after model event {after}"
 

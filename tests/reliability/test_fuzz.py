@@ -46,7 +46,7 @@ from kernl_trio.tools import ToolArgumentsError
 
 from ..helpers import library_tasks, start_server
 from ._mutate import INTERESTING, ga_seeds, mutants, twilio_seeds
-from ._scenarios import FAKE_API_KEY, THOROUGH
+from ._scenarios import FAKE_API_KEY, THOROUGH, TWILIO_OPTIONS, twilio_peer
 
 BATCH = 100
 EXAMPLES = 1000 if THOROUGH else 30
@@ -299,8 +299,10 @@ async def test_twilio_call_takes_mutated_frames_and_goes_on(
     model_server: ScriptedServer = await nursery.start(ScriptedServer().run)
     model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=model_server.url)
     agent = RealtimeAgent("phone", name="Phone", instructions="x")
-    bridge: TwilioServer = await nursery.start(partial(serve_twilio, agent, model=model))
-    peer: TwilioPeer = await nursery.start(TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio").run)
+    bridge: TwilioServer = await nursery.start(
+        partial(serve_twilio, agent, model=model, **TWILIO_OPTIONS)
+    )
+    peer: TwilioPeer = await nursery.start(twilio_peer(bridge.port).run)
     conn = await model_server.connection()
     await conn.expect("session.update")
     for frame in frames:

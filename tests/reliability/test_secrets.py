@@ -11,9 +11,6 @@ connection, the options and every exception that came out.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from functools import partial
@@ -38,7 +35,17 @@ from kernl_trio.transports import (
 )
 
 from . import test_fuzz, test_load
-from ._scenarios import FAKE_API_KEY, SCENARIOS, THOROUGH, Run, Scenario, ToolLog, run_scenario
+from ._scenarios import (
+    FAKE_API_KEY,
+    FAKE_TWILIO_TOKEN,
+    SCENARIOS,
+    THOROUGH,
+    Run,
+    Scenario,
+    ToolLog,
+    run_scenario,
+    twilio_signature,
+)
 from .test_cancel_everywhere import _one_run as cancelled_run
 from .test_cancel_everywhere import _twilio_run as cancelled_twilio_run
 from .test_faults import (
@@ -50,7 +57,6 @@ from .test_faults import (
 )
 from .test_faults import _one_run as faulty_run
 
-FAKE_TWILIO_TOKEN = TOKEN = "twilio-SECRET-auth-token-fedcba9876543210"
 SECRETS = (FAKE_API_KEY, FAKE_TWILIO_TOKEN, "SECRET")
 
 
@@ -178,10 +184,6 @@ async def test_no_secret_when_the_server_refuses_the_key(
     assert leaks(logs.lines + shown(raised.value, model)) == []
 
 
-def _sign(url: str, token: str) -> str:
-    return base64.b64encode(hmac.new(token.encode(), url.encode(), hashlib.sha1).digest()).decode()
-
-
 async def test_no_twilio_token_or_key_in_a_call(
     logs: Everything, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -197,9 +199,7 @@ async def test_no_twilio_token_or_key_in_a_call(
     with pytest.raises(trio_websocket.ConnectionRejected) as refused:
         await bad.run()
     peer = await nursery.start(
-        TwilioPeer(
-            url, headers=[("X-Twilio-Signature", _sign(public + "/twilio", FAKE_TWILIO_TOKEN))]
-        ).run
+        TwilioPeer(url, headers=[("X-Twilio-Signature", twilio_signature(public + "/twilio"))]).run
     )
     conn = await model_server.connection()
     await conn.expect("session.update")
