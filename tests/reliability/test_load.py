@@ -262,10 +262,12 @@ async def test_channel_barge_in_with_a_stuck_part(
     part: str, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
     """The same stuck parts, 8 s into real-time audio both ways; the user barges in from the
-    channel: the interruption is published at that instant, the hanging tool is cancelled."""
+    channel: the interruption is published at that instant, the hanging tool is cancelled,
+    and the queues stay inside their bounds."""
     setup = await _stuck_setup(part, nursery, answer_ms=40_000)
     stuck, hang_log, server, proxy = setup.stuck, setup.hang_log, setup.server, setup.proxy
     channel, agent, model = setup.channel, setup.agent, setup.model
+    high = HighWater()
     async with open_session(agent, model=model, channel=channel) as session:
         never_read = session.events(max_backlog=64)
         async with session.events() as events, trio.open_nursery() as inner:
@@ -273,6 +275,7 @@ async def test_channel_barge_in_with_a_stuck_part(
             async def speak() -> None:
                 while True:
                     await channel.say(b"\x01\x00" * 480)
+                    high.sample(session)
 
             inner.start_soon(speak)
             conn = await server.connection()
@@ -289,8 +292,14 @@ async def test_channel_barge_in_with_a_stuck_part(
             assert trio.current_time() == barged
             inner.cancel_scope.cancel()
         never_read.close()
+        sent = sum(e["type"] == "response.output_audio.delta" for e in conn.sent)
     if "hanging_tool" in stuck:
         assert hang_log == ["start", "finally"]
+    assert high.microphone <= MICROPHONE_BACKLOG
+    assert high.outbox <= SEND_QUEUE
+    assert high.playback <= sent
+    if "blocked_writes" in stuck:
+        assert high.microphone > 100  # the socket did hold the audio back
 
 
 async def test_microphone_behind_a_write_that_never_ends_is_bounded(
