@@ -158,9 +158,12 @@ def test_ga_decoder_takes_generated_json(values: list[Any], seed: int) -> None:
 # -- tool arguments -----------------------------------------------------------------------------
 
 
+# All async: a sync tool runs in a thread, whose real time lets the autojump clock of the
+# session tests below run past their deadlines (test_tools.py covers the thread path).
 @tool
-def add(a: int, b: int = 0) -> int:
+async def add(a: int, b: int = 0) -> int:
     """Adds."""
+    await trio.lowlevel.checkpoint()
     return a + b
 
 
@@ -173,8 +176,9 @@ async def book(
 
 
 @tool
-def pick(choice: dict[str, int], order: tuple[int, str] | None = None) -> str:
+async def pick(choice: dict[str, int], order: tuple[int, str] | None = None) -> str:
     """Picks."""
+    await trio.lowlevel.checkpoint()
     return f"{choice}{order}"
 
 
@@ -372,14 +376,16 @@ async def test_session_answers_every_call_with_mutated_arguments(
 
 
 @tool
-def echo(text: str) -> str:
+async def echo(text: str) -> str:
     """Says it back."""
+    await trio.lowlevel.checkpoint()
     return text
 
 
 @tool
-def refuse(text: str) -> str:
+async def refuse(text: str) -> str:
     """Fails with the text in its message."""
+    await trio.lowlevel.checkpoint()
     raise ValueError(text)
 
 
@@ -392,7 +398,10 @@ async def test_a_lone_surrogate_in_the_arguments_does_not_end_the_session(
     session ended with EncodeError. Now the surrogate goes out escaped, and the session
     goes on."""
     arguments = '{"text": "a\\ud800b"}'
-    calls = [ToolCallReply("echo", arguments), ToolCallReply("refuse", arguments)]
+    calls = [
+        ToolCallReply("echo", arguments, call_id="call_echo"),
+        ToolCallReply("refuse", arguments, call_id="call_refuse"),
+    ]
     replies = [Reply.of(*calls), Reply.of(TextReply("Done."))]
     server = await start_server(nursery, replies)
     agent = RealtimeAgent(id="f", name="F", instructions="x", tools=[echo, refuse])
@@ -408,8 +417,9 @@ async def test_a_lone_surrogate_in_the_arguments_does_not_end_the_session(
                     if done == 2:
                         break
         items = [e["item"] for e in conn.of_type("conversation.item.create")]
-        outputs = [i["output"] for i in items if i["type"] == "function_call_output"]
-        assert outputs[0] == "a\\ud800b"
-        assert "a\\\\ud800b" in outputs[1] and "error" in orjson.loads(outputs[1])
+        outputs = {i["call_id"]: i["output"] for i in items if i["type"] == "function_call_output"}
+        assert outputs["call_echo"] == "a\\ud800b"
+        refused = outputs["call_refuse"]
+        assert "a\\\\ud800b" in refused and "error" in orjson.loads(refused)
         await session.send_message("still there?")
         await session.wait_for(ResponseDone)
