@@ -29,7 +29,7 @@ import trio.testing
 import trio_websocket
 
 from kernl_trio import RealtimeAgent, open_session
-from kernl_trio.channels.twilio import TwilioServer, serve_twilio
+from kernl_trio.channels.twilio import TwilioOptions, TwilioServer, serve_twilio
 from kernl_trio.errors import ConnectionLost, HandshakeFailed, KernlTrioError
 from kernl_trio.limits import CLOSE_TIMEOUT
 from kernl_trio.providers.openai import OpenAIRealtimeModel
@@ -459,3 +459,71 @@ async def test_twilio_call_model_fault_after_every_server_event(
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     INJECTED[f"twilio_call/model {fault}"] = len(points)
     print(f"\ntwilio_call model {fault}: {total} model events, {len(points)} faults, {outcomes}")
+
+
+# -- a Twilio caller whose socket stalls, or who stops reading ----------------------------------
+
+
+@pytest.mark.parametrize("fault", ["stall", "no_read"])
+async def test_twilio_caller_stalls_or_stops_reading(
+    fault: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A proxy between the simulated caller and the bridge freezes 1 s into a minute-long
+    answer: both ways (``stall``), or only what the bridge writes (``no_read``: the caller
+    goes on sending audio). A stalled caller is given up on: the call ends, its tool's
+    ``finally`` runs, the model's socket closes. A caller who only stops reading keeps the
+    call alive (the bridge holds its playback back instead of queueing, the model's audio
+    waits); when the caller hangs up, the call ends the same way. Nothing of the bridge is
+    left either way."""
+    tools = ToolLog()
+    agent = RealtimeAgent("phone", name="Phone", instructions="x", tools=tools.tools())
+    reply = Reply.of(ToolCallReply("slow"), AudioReply("Hello there.", ms=60_000), realtime=True)
+    async with trio.open_nursery() as outer:
+        model_server: ScriptedServer = await outer.start(ScriptedServer([reply]).run)
+        model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=model_server.url)
+        bridge: TwilioServer = await outer.start(
+            partial(serve_twilio, agent, model=model, **TWILIO_OPTIONS)
+        )
+        proxy: Proxy = await outer.start(Proxy(bridge.port).run)
+        await trio.lowlevel.checkpoint()
+        tasks_before = library_tasks()
+        peer = twilio_peer(proxy.port)
+        outer.start_soon(_caller, peer)
+        conn = await model_server.connection()
+        await conn.expect("session.update")
+        conn.start_response({"type": "response.create"})
+        await trio.sleep(1)
+        frozen = trio.current_time()
+        proxy.frozen_down = True
+        proxy.frozen_up = fault == "stall"
+        if fault == "no_read":
+            await trio.sleep(60 if THOROUGH else 15)
+            assert bridge.statistics().active == 1  # the caller is still talking
+            await peer.hang_up()
+        with trio.fail_after(30):
+            while bridge.statistics().active:  # noqa: ASYNC110
+                await trio.sleep(0.1)
+        ended = trio.current_time() - frozen
+        await trio.sleep(6)  # the model server notices the close
+        [record] = bridge.history
+        if record.outcome == "failed":
+            assert isinstance(record.error, KernlTrioError), record.error
+        if fault == "no_read":
+            assert record.reason == "stop", record
+        # play() waits beyond outbox_limit messages; one chunk's media and mark may go over
+        assert record.statistics.outbox <= TwilioOptions().outbox_limit + 2, record
+        assert tools.all_wound_up, tools
+        assert conn.closed.is_set(), "the model's socket open"
+        # the simulated caller behind the frozen proxy never learns: count it out
+        left = {t for t in library_tasks() - tasks_before if "TwilioPeer" not in t.name}
+        left = {t for t in left if not any("_caller" in a.name for a in _ancestry(t))}
+        assert left == set(), sorted(t.name for t in left)
+        print(f"\ntwilio caller {fault}: call ended {ended:.1f} s after the freeze, {record}")
+        outer.cancel_scope.cancel()
+
+
+def _ancestry(task: trio.lowlevel.Task) -> list[trio.lowlevel.Task]:
+    chain = [task]
+    while chain[-1].parent_nursery is not None:
+        chain.append(chain[-1].parent_nursery.parent_task)
+    return chain
