@@ -16,7 +16,9 @@ Memory is sampled once every session has finished its first minute and again at 
 minute, before any session closes: the growth of RSS and of tracemalloc's traced total,
 divided by sessions x minutes between the samples, is the growth per session-minute. After
 every session has closed: the live tasks and open file descriptors must be back to where
-they were before the first session opened. The script exits non-zero when they are not.
+they were before the first session opened. The script exits non-zero when they are not, or
+(with tracemalloc) when kernl_trio's own code grew by more than ``--max-library-growth``
+bytes per session-minute.
 """
 
 from __future__ import annotations
@@ -82,11 +84,21 @@ def live_tasks() -> int:
     def walk(task: trio.lowlevel.Task) -> int:
         return 1 + sum(walk(c) for n in task.child_nurseries for c in n.child_tasks)
 
-    return walk(trio.lowlevel.current_root_task())
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    return walk(root)
 
 
 class Soak:
-    def __init__(self, sessions: int, minutes: float, turn_every: float, trace: bool) -> None:
+    def __init__(
+        self,
+        sessions: int,
+        minutes: float,
+        turn_every: float,
+        trace: bool,
+        api_key: str = "sk-soak",
+    ) -> None:
+        self.api_key = api_key
         self.sessions = sessions
         self.minutes = minutes
         self.turn_every = turn_every
@@ -107,7 +119,7 @@ class Soak:
         self.samples.append((trio.current_time(), rss_bytes(), traced))
 
     async def talk(self, server: ScriptedServer, index: int) -> None:
-        model = OpenAIRealtimeModel(api_key="sk-soak", base_url=server.url)
+        model = OpenAIRealtimeModel(api_key=self.api_key, base_url=server.url)
         channel = VirtualChannel()
         start = trio.current_time()
         end = start + self.minutes * 60
@@ -183,6 +195,9 @@ class Soak:
             ),
             "library_traced_growth_bytes_per_session_minute": round(library / session_minutes, 1),
             "top_growth_by_file": sorted(growth.items(), key=lambda kv: -kv[1])[:8],
+            "library_growth_by_line": sorted(
+                ((k, v) for k, v in growth.items() if _is_library(k)), key=lambda kv: -abs(kv[1])
+            )[:10],
             "tasks_before_after": (tasks_before, tasks_after),
             "fds_before_after": (fds_before, fds_after),
             "server_connections_open_after": server_tasks_left,
@@ -201,8 +216,11 @@ def _where(frame: tracemalloc.Frame) -> str:
 
 
 def _is_library(filename: str) -> bool:
-    """Allocated by kernl_trio's own code (the scripted server and its socket excluded)."""
-    return "kernl_trio/" in filename and "kernl_trio/testing/" not in filename
+    """Allocated by kernl_trio's own code, not by the scripted server (``kernl_trio.local``,
+    re-exported by ``kernl_trio.testing``), which runs in the same process."""
+    return "kernl_trio/" in filename and not any(
+        server in filename for server in ("kernl_trio/local/", "kernl_trio/testing/")
+    )
 
 
 async def _until(events: Any, kind: type[Any]) -> None:
@@ -218,6 +236,12 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--turn-every", type=float, default=20.0, help="trio seconds")
     parser.add_argument("--no-tracemalloc", action="store_true")
+    parser.add_argument(
+        "--max-library-growth",
+        type=float,
+        default=1024.0,
+        help="bytes per session-minute kernl_trio's own code may grow by (with tracemalloc)",
+    )
     args = parser.parse_args()
     if args.minutes < 2:
         parser.error("--minutes must be at least 2 (memory is sampled after minute one)")
@@ -233,7 +257,12 @@ def main() -> None:
         or result["fds_before_after"][0] != result["fds_before_after"][1]
         or result["server_connections_open_after"]
     )
-    sys.exit(1 if leaked else 0)
+    growing = trace and (
+        result["library_traced_growth_bytes_per_session_minute"] > args.max_library_growth
+    )
+    if leaked or growing:
+        print("FAILED: " + ("tasks or fds left after close" if leaked else "library memory grows"))
+    sys.exit(1 if leaked or growing else 0)
 
 
 if __name__ == "__main__":

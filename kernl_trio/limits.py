@@ -19,6 +19,7 @@ __all__ = [
     "PING_TIMEOUT",
     "RECEIVE_BYTES",
     "RECEIVE_QUEUE",
+    "SEND_QUEUE",
     "SEND_STALL_TIMEOUT",
     "WATCHDOG_TICK",
 ]
@@ -34,6 +35,12 @@ CLOSE_TIMEOUT = 5.0
 
 SEND_STALL_TIMEOUT = 10.0
 """A write the peer takes nothing of for this long ends the connection."""
+
+SEND_QUEUE = 64
+"""Frames ``await connection.send()`` leaves queued behind a write in progress. Past this it
+waits for the writer to catch up, so a socket that takes nothing holds back the sender (the
+session's microphone queue then fills and drops, ``MICROPHONE_BACKLOG``) instead of queueing
+without limit. Frames queued without a checkpoint (``send_nowait``) are not held back."""
 
 PING_INTERVAL = 20.0
 """A peer silent this long is pinged (the sans-I/O connector)."""

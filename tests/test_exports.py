@@ -149,6 +149,7 @@ PUBLIC: dict[str, list[str]] = {
         "PING_TIMEOUT",
         "RECEIVE_BYTES",
         "RECEIVE_QUEUE",
+        "SEND_QUEUE",
         "SEND_STALL_TIMEOUT",
         "WATCHDOG_TICK",
     ],

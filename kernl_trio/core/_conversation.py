@@ -68,7 +68,18 @@ DISCONNECTED_OUTPUT = orjson.dumps(
 
 
 def error_output(message: str) -> str:
-    return orjson.dumps({"error": message}).decode()
+    return orjson.dumps({"error": sendable_text(message)}).decode()
+
+
+def sendable_text(text: str) -> str:
+    """``text`` with lone surrogates written as ``\\udXXX``: they cannot go into a UTF-8
+    frame, and a tool's output may echo one the model sent in its arguments (a JSON
+    ``"\\ud800"`` escape decodes to one)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
 
 
 class PlaybackView(Protocol):
@@ -443,7 +454,7 @@ class Conversation:
         call.settled = True
         self._calls.pop(call.call_id, None)
         self._answered.add(call.call_id)
-        result = ToolResult(call.call_id, output, error=error)
+        result = ToolResult(call.call_id, sendable_text(output), error=error)
         if not self._connected:
             self._owed.append(result)
             return []

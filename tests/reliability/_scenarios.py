@@ -8,6 +8,9 @@ Tools record their start and their ``finally`` so a test can check every call wa
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,6 +34,7 @@ from kernl_trio.testing import (
     ScriptedServer,
     TextReply,
     ToolCallReply,
+    TwilioPeer,
     VirtualChannel,
 )
 from kernl_trio.tools import Tool
@@ -40,6 +44,24 @@ THOROUGH = os.environ.get("KERNL_RELIABILITY", "quick") == "thorough"
 
 FAKE_API_KEY = "sk-test-SECRET-kernl-0123456789abcdef"
 """Recognisable in any log line, repr or exception text it leaks into."""
+
+FAKE_TWILIO_TOKEN = "twilio-SECRET-auth-token-fedcba9876543210"
+"""The Twilio auth token every bridge of the suite checks signatures with."""
+
+TWILIO_PUBLIC_URL = "wss://voice.example.com"
+TWILIO_OPTIONS: dict[str, Any] = {"auth_token": FAKE_TWILIO_TOKEN, "public_url": TWILIO_PUBLIC_URL}
+"""``serve_twilio`` keyword arguments: the bridge checks each caller's signature."""
+
+
+def twilio_signature(url: str, token: str = FAKE_TWILIO_TOKEN) -> str:
+    digest = hmac.new(token.encode(), url.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def twilio_peer(port: int) -> TwilioPeer:
+    """A simulated Twilio caller that signs its request with the suite's token."""
+    signature = twilio_signature(TWILIO_PUBLIC_URL + "/twilio")
+    return TwilioPeer(f"ws://127.0.0.1:{port}/twilio", headers=[("X-Twilio-Signature", signature)])
 
 
 def sample(total: int, quick: int) -> list[int]:

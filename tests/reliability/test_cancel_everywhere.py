@@ -32,6 +32,7 @@ from ..helpers import library_tasks
 from ._scenarios import (
     FAKE_API_KEY,
     SCENARIOS,
+    TWILIO_OPTIONS,
     Run,
     Scenario,
     ToolLog,
@@ -39,6 +40,7 @@ from ._scenarios import (
     run_scenario,
     sample,
     start,
+    twilio_peer,
 )
 
 QUICK_POINTS = 8
@@ -189,13 +191,13 @@ async def _twilio_run(at: int | None) -> tuple[int, str]:
 
             async def counted(task_status: trio.TaskStatus[TwilioServer]) -> None:
                 instrument.root = trio.lowlevel.current_task()
-                await serve_twilio(agent, model=model, task_status=task_status)
+                await serve_twilio(agent, model=model, task_status=task_status, **TWILIO_OPTIONS)
 
             trio.lowlevel.add_instrument(instrument)
             try:
                 async with trio.open_nursery() as inner:
                     bridge: TwilioServer = await inner.start(counted)
-                    peer = TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio")
+                    peer = twilio_peer(bridge.port)
                     outer.start_soon(_peer_call, peer)
                     conn = await model_server.connection()
                     await conn.expect("session.update")

@@ -29,7 +29,7 @@ import trio.testing
 import trio_websocket
 
 from kernl_trio import RealtimeAgent, open_session
-from kernl_trio.channels.twilio import TwilioServer, serve_twilio
+from kernl_trio.channels.twilio import TwilioOptions, TwilioServer, serve_twilio
 from kernl_trio.errors import ConnectionLost, HandshakeFailed, KernlTrioError
 from kernl_trio.limits import CLOSE_TIMEOUT
 from kernl_trio.providers.openai import OpenAIRealtimeModel
@@ -44,7 +44,19 @@ from kernl_trio.testing import (
     VirtualChannel,
 )
 
-from ._scenarios import SCENARIOS, Run, Scenario, ToolLog, open_fds, run_scenario, sample
+from ._scenarios import (
+    FAKE_API_KEY,
+    SCENARIOS,
+    THOROUGH,
+    TWILIO_OPTIONS,
+    Run,
+    Scenario,
+    ToolLog,
+    open_fds,
+    run_scenario,
+    sample,
+    twilio_peer,
+)
 
 FAULTS = ("drop", "reset", "close_1011", "stall", "no_read")
 QUICK_POINTS = 2
@@ -271,7 +283,7 @@ async def test_leaving_the_block_with_a_stalled_peer_is_bounded(
     run = Run(server, VirtualChannel(), ToolLog())
     tasks_before = library_tasks()
     agent = RealtimeAgent(id="r", name="R", instructions="x", tools=run.tools.tools())
-    model = OpenAIRealtimeModel(api_key="sk-x", base_url=f"ws://127.0.0.1:{proxy.port}/v1")
+    model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=f"ws://127.0.0.1:{proxy.port}/v1")
     async with open_session(agent, model=model, channel=run.channel) as session:
         await scenario.drive(session, server, run.channel)
         proxy.frozen_up = True
@@ -291,11 +303,13 @@ async def _twilio_fault(fault: str, at: float) -> str:
     reply = Reply.of(ToolCallReply("slow"), AudioReply("Hello there.", ms=1500), realtime=True)
     async with trio.open_nursery() as outer:
         model_server = await outer.start(ScriptedServer([reply]).run)
-        model = OpenAIRealtimeModel(api_key="sk-x", base_url=model_server.url)
-        bridge: TwilioServer = await outer.start(partial(serve_twilio, agent, model=model))
+        model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=model_server.url)
+        bridge: TwilioServer = await outer.start(
+            partial(serve_twilio, agent, model=model, **TWILIO_OPTIONS)
+        )
         await trio.lowlevel.checkpoint()
         tasks_before, fds_before = library_tasks(), open_fds()
-        peer = TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio")
+        peer = twilio_peer(bridge.port)
         outer.start_soon(_caller, peer)
         conn = await model_server.connection()
         await conn.expect("session.update")
@@ -351,3 +365,165 @@ async def test_twilio_call_fault_at_every_instant(
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     INJECTED[f"twilio_call/{fault}"] = len(points)
     print(f"\ntwilio_call {fault}: {len(points)} faults, {outcomes}")
+
+
+# -- a Twilio call: the model's socket breaks in each of the five ways after each event --------
+
+
+async def _twilio_model_fault(fault: str, after: int) -> tuple[str, int]:
+    """A call through ``serve_twilio`` whose model server breaks the connection after its
+    ``after``-th event (0: never). The caller stays on the line until the call ends, or
+    hangs up after LINGER when nothing broke."""
+    tools = ToolLog()
+    agent = RealtimeAgent("phone", name="Phone", instructions="x", tools=tools.tools())
+    reply = Reply.of(ToolCallReply("slow"), AudioReply("Hello there.", ms=1500), realtime=True)
+    async with trio.open_nursery() as outer:
+        server = FaultyServer([reply], fault=fault, fault_after=after)
+        await outer.start(server.run)
+        url = server.url
+        if fault in ("stall", "no_read"):
+            server.proxy = await outer.start(Proxy(server.port).run)
+            url = f"ws://127.0.0.1:{server.proxy.port}/v1/realtime"
+        model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=url)
+        bridge: TwilioServer = await outer.start(
+            partial(serve_twilio, agent, model=model, **TWILIO_OPTIONS)
+        )
+        await trio.lowlevel.checkpoint()
+        tasks_before, fds_before = library_tasks(), open_fds()
+        peer = twilio_peer(bridge.port)
+        outer.start_soon(_caller, peer)
+        where = f"twilio call, {fault} after model event {after}"
+
+        async def script() -> None:
+            conn = await server.connection()
+            await conn.expect("session.update")
+            conn.start_response({"type": "response.create"})
+            await trio.sleep(0.8)
+            await conn.speech_started()
+
+        with trio.move_on_after(LINGER if after else 5):  # the counting run: the answer's end
+            async with trio.open_nursery() as acts:
+                acts.start_soon(script)
+                await trio.sleep(0.1)
+                while bridge.statistics().active:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+                acts.cancel_scope.cancel()
+        if bridge.statistics().active:
+            await peer.hang_up()
+        with trio.fail_after(30):
+            while bridge.statistics().active:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        await trio.sleep(6)  # the caller and the model server notice the closes
+        [record] = bridge.history
+        if server.fired:
+            assert record.outcome == "failed", f"{where}: {record}"
+        if record.outcome == "failed":
+            assert isinstance(record.error, ConnectionLost | HandshakeFailed), (
+                f"{where}: {record.error!r}"
+            )
+            if fault == "close_1011" and isinstance(record.error, ConnectionLost):
+                assert record.error.code == 1011, f"{where}: {record.error!r}"
+        assert tools.all_wound_up, f"{where}: {tools}"
+        assert peer.closed.is_set(), f"{where}: Twilio's socket open"
+        if server.proxy is None:  # (a frozen proxy keeps the server's end open; fds tell)
+            for conn in server.connections:
+                assert conn.closed.is_set(), f"{where}: the model's socket open"
+        assert library_tasks() - tasks_before == set(), f"{where}: tasks leaked"
+        outer.cancel_scope.cancel()
+    assert open_fds() <= fds_before, f"{where}: fd leaked"
+    return record.outcome, server.events_sent
+
+
+_TWILIO_MODEL_EVENTS: list[int] = []
+"""The model events of a call nothing breaks, counted once per process."""
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+async def test_twilio_call_model_fault_after_every_server_event(
+    fault: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    if not _TWILIO_MODEL_EVENTS:
+        outcome, total = await _twilio_model_fault(fault, 0)
+        assert outcome == "completed" and total > 0
+        _TWILIO_MODEL_EVENTS.append(total)
+    total = _TWILIO_MODEL_EVENTS[0]
+    # quick: one fault in the middle of the call (the stall and the deaf peer take 45 s of
+    # call audio each to be given up on)
+    points = sample(total, 1) if THOROUGH else [total // 2]
+    outcomes: dict[str, int] = {}
+    for after in points:
+        outcome, sent = await _twilio_model_fault(fault, after)
+        if outcome == "completed":
+            assert sent < after, (fault, after, sent)
+            outcome = "completed before the fault point"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    INJECTED[f"twilio_call/model {fault}"] = len(points)
+    print(f"\ntwilio_call model {fault}: {total} model events, {len(points)} faults, {outcomes}")
+
+
+# -- a Twilio caller whose socket stalls, or who stops reading ----------------------------------
+
+
+@pytest.mark.parametrize("fault", ["stall", "no_read"])
+async def test_twilio_caller_stalls_or_stops_reading(
+    fault: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A proxy between the simulated caller and the bridge freezes 1 s into a minute-long
+    answer: both ways (``stall``), or only what the bridge writes (``no_read``: the caller
+    goes on sending audio). A stalled caller is given up on: the call ends, its tool's
+    ``finally`` runs, the model's socket closes. A caller who only stops reading keeps the
+    call alive (the bridge holds its playback back instead of queueing, the model's audio
+    waits); when the caller hangs up, the call ends the same way. Nothing of the bridge is
+    left either way."""
+    tools = ToolLog()
+    agent = RealtimeAgent("phone", name="Phone", instructions="x", tools=tools.tools())
+    reply = Reply.of(ToolCallReply("slow"), AudioReply("Hello there.", ms=60_000), realtime=True)
+    async with trio.open_nursery() as outer:
+        model_server: ScriptedServer = await outer.start(ScriptedServer([reply]).run)
+        model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=model_server.url)
+        bridge: TwilioServer = await outer.start(
+            partial(serve_twilio, agent, model=model, **TWILIO_OPTIONS)
+        )
+        proxy: Proxy = await outer.start(Proxy(bridge.port).run)
+        await trio.lowlevel.checkpoint()
+        tasks_before = library_tasks()
+        peer = twilio_peer(proxy.port)
+        outer.start_soon(_caller, peer)
+        conn = await model_server.connection()
+        await conn.expect("session.update")
+        conn.start_response({"type": "response.create"})
+        await trio.sleep(1)
+        frozen = trio.current_time()
+        proxy.frozen_down = True
+        proxy.frozen_up = fault == "stall"
+        if fault == "no_read":
+            await trio.sleep(60 if THOROUGH else 15)
+            assert bridge.statistics().active == 1  # the caller is still talking
+            await peer.hang_up()
+        with trio.fail_after(30):
+            while bridge.statistics().active:  # noqa: ASYNC110
+                await trio.sleep(0.1)
+        ended = trio.current_time() - frozen
+        await trio.sleep(6)  # the model server notices the close
+        [record] = bridge.history
+        if record.outcome == "failed":
+            assert isinstance(record.error, KernlTrioError), record.error
+        if fault == "no_read":
+            assert record.reason == "stop", record
+        # play() waits beyond outbox_limit messages; one chunk's media and mark may go over
+        assert record.statistics.outbox <= TwilioOptions().outbox_limit + 2, record
+        assert tools.all_wound_up, tools
+        assert conn.closed.is_set(), "the model's socket open"
+        # the simulated caller behind the frozen proxy never learns: count it out
+        left = {t for t in library_tasks() - tasks_before if "TwilioPeer" not in t.name}
+        left = {t for t in left if not any("_caller" in a.name for a in _ancestry(t))}
+        assert left == set(), sorted(t.name for t in left)
+        print(f"\ntwilio caller {fault}: call ended {ended:.1f} s after the freeze, {record}")
+        outer.cancel_scope.cancel()
+
+
+def _ancestry(task: trio.lowlevel.Task) -> list[trio.lowlevel.Task]:
+    chain = [task]
+    while chain[-1].parent_nursery is not None:
+        chain.append(chain[-1].parent_nursery.parent_task)
+    return chain

@@ -15,10 +15,13 @@ that handles ``speech_started`` (before it, at the same step), two reading subsc
 both get every event (the same list; every audio delta the server sent before the barge-in),
 and memory stays inside the documented bounds: the stuck subscriber is detached at its
 ``max_backlog`` with ``SubscriberOverflow``, the microphone queue never exceeds
-``MICROPHONE_BACKLOG``.
+``MICROPHONE_BACKLOG``, the frames queued behind a blocked write never exceed ``SEND_QUEUE``,
+and a turn's playback queue holds no more than its response's audio.
 """
 
 from __future__ import annotations
+
+import operator
 
 import attrs
 import pytest
@@ -28,6 +31,7 @@ import trio.testing
 
 from kernl_trio import RealtimeAgent, open_session, tool
 from kernl_trio.errors import ConnectionLost, SubscriberOverflow
+from kernl_trio.limits import CLOSE_TIMEOUT, SEND_QUEUE, SEND_STALL_TIMEOUT, WATCHDOG_TICK
 from kernl_trio.protocol import (
     AudioOutputDelta,
     ResponseCreated,
@@ -37,10 +41,12 @@ from kernl_trio.protocol import (
     ToolCancelled,
 )
 from kernl_trio.providers.openai import OpenAIRealtimeModel
-from kernl_trio.session import MICROPHONE_BACKLOG, MICROPHONE_STALL, SessionEvent
+from kernl_trio.providers.openai.connection import OpenAIRealtimeConnection
+from kernl_trio.session import MICROPHONE_BACKLOG, MICROPHONE_STALL, RealtimeSession, SessionEvent
 from kernl_trio.testing import AudioReply, Reply, ScriptedServer, ToolCallReply, VirtualChannel
 
 from ..test_session_edges import AGENT, StuckModel
+from ._scenarios import FAKE_API_KEY
 from .test_faults import Proxy
 
 PARTS = ("never_reads", "stalled_playback", "hanging_tool", "blocked_writes", "all")
@@ -66,6 +72,22 @@ class StepCounter(trio.abc.Instrument):
 
     def before_task_step(self, task: trio.lowlevel.Task) -> None:
         self.steps += 1
+
+
+@attrs.define
+class HighWater:
+    """The most each bounded queue of a session held, sampled by the microphone's task."""
+
+    microphone: int = 0  # chunks queued for the microphone sender
+    outbox: int = 0  # frames queued on the connection, not yet on the wire
+    playback: int = 0  # audio deltas queued for a turn's playback
+
+    def sample(self, session: RealtimeSession) -> None:
+        self.microphone = max(self.microphone, session._mic_send.statistics().current_buffer_used)
+        if isinstance(session._conn, OpenAIRealtimeConnection):
+            self.outbox = max(self.outbox, session._conn.statistics()["frames_queued"])
+        for turn in session._turns.values():
+            self.playback = max(self.playback, turn.audio_send.statistics().current_buffer_used)
 
 
 @attrs.define
@@ -104,7 +126,7 @@ async def _stuck_setup(part: str, nursery: trio.Nursery, *, answer_ms: int) -> S
         url = f"ws://127.0.0.1:{proxy.port}/v1/realtime"
     channel = StallingChannel(10) if "stalled_playback" in stuck else VirtualChannel()
     agent = RealtimeAgent(id="l", name="L", instructions="x", tools=[hang])
-    model = OpenAIRealtimeModel(api_key="sk-x", base_url=url)
+    model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=url)
     return StuckSetup(stuck, hang_log, server, proxy, channel, agent, model)
 
 
@@ -118,7 +140,7 @@ async def test_stuck_part_under_real_time_audio(
     steps = StepCounter()
     published: list[tuple[int, float, SessionEvent]] = []
     received: list[list[SessionEvent]] = [[], []]
-    mic_high_water = 0
+    high = HighWater()
     lost = False
     try:
         async with open_session(agent, model=model, channel=channel) as session:
@@ -140,11 +162,9 @@ async def test_stuck_part_under_real_time_audio(
                             received[index].append(event)
 
                 async def speak() -> None:
-                    nonlocal mic_high_water
                     for _ in range(2000):  # 40 s, one 20 ms chunk at a time, in real time
                         await channel.say(b"\x01\x00" * 480)
-                        used = session._mic_send.statistics().current_buffer_used
-                        mic_high_water = max(mic_high_water, used)
+                        high.sample(session)
 
                 for index in range(2):
                     inner.start_soon(read, index)
@@ -186,15 +206,21 @@ async def test_stuck_part_under_real_time_audio(
         assert any(isinstance(e, ToolCancelled) for _, _, e in published)
     everything = [e for _, _, e in published]
     assert received[0] == received[1]
+    # each reader got every event from its first on, the interruption included, none lost
+    first = next(i for i, e in enumerate(everything) if e is received[0][0])
+    window = everything[first : first + len(received[0])]
+    assert len(window) == len(received[0]) and all(map(operator.is_, window, received[0]))
+    assert any(isinstance(e, ResponseInterrupted) for e in received[0])
     assert [e for e in received[0] if isinstance(e, AudioOutputDelta)] == [
         e for e in everything if isinstance(e, AudioOutputDelta)
     ]
     assert len([e for e in everything if isinstance(e, AudioOutputDelta)]) == deltas_sent
-    assert mic_high_water <= MICROPHONE_BACKLOG
-    print(
-        f"\n{part}: lost={lost} mic_high_water={mic_high_water} deltas={deltas_sent} "
-        f"events={len(published)}"
-    )
+    assert high.microphone <= MICROPHONE_BACKLOG
+    assert high.outbox <= SEND_QUEUE
+    assert high.playback <= deltas_sent  # the response bounds its playback queue
+    if "stalled_playback" in stuck:
+        assert high.playback > 10  # the stalled channel did leave audio queued
+    print(f"\n{part}: lost={lost} {high} deltas={deltas_sent} events={len(published)}")
     assert not lost or "blocked_writes" in stuck
     assert channel.closed
 
@@ -236,10 +262,12 @@ async def test_channel_barge_in_with_a_stuck_part(
     part: str, nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
 ) -> None:
     """The same stuck parts, 8 s into real-time audio both ways; the user barges in from the
-    channel: the interruption is published at that instant, the hanging tool is cancelled."""
+    channel: the interruption is published at that instant, the hanging tool is cancelled,
+    and the queues stay inside their bounds."""
     setup = await _stuck_setup(part, nursery, answer_ms=40_000)
     stuck, hang_log, server, proxy = setup.stuck, setup.hang_log, setup.server, setup.proxy
     channel, agent, model = setup.channel, setup.agent, setup.model
+    high = HighWater()
     async with open_session(agent, model=model, channel=channel) as session:
         never_read = session.events(max_backlog=64)
         async with session.events() as events, trio.open_nursery() as inner:
@@ -247,6 +275,7 @@ async def test_channel_barge_in_with_a_stuck_part(
             async def speak() -> None:
                 while True:
                     await channel.say(b"\x01\x00" * 480)
+                    high.sample(session)
 
             inner.start_soon(speak)
             conn = await server.connection()
@@ -263,5 +292,56 @@ async def test_channel_barge_in_with_a_stuck_part(
             assert trio.current_time() == barged
             inner.cancel_scope.cancel()
         never_read.close()
+        sent = sum(e["type"] == "response.output_audio.delta" for e in conn.sent)
     if "hanging_tool" in stuck:
         assert hang_log == ["start", "finally"]
+    assert high.microphone <= MICROPHONE_BACKLOG
+    assert high.outbox <= SEND_QUEUE
+    assert high.playback <= sent
+    if "blocked_writes" in stuck:
+        assert high.microphone > 100  # the socket did hold the audio back
+
+
+async def test_microphone_behind_a_write_that_never_ends_is_bounded(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Found by this suite: when the socket stopped taking writes while the connection's
+    writer task (not the microphone sender) was writing, every ``send()`` of microphone
+    audio was queued behind that write and returned at once: the microphone queue stayed
+    empty, nothing was dropped, and the connection's outbox grew with all the audio the
+    channel delivered until the stall timeout (all 3,000 chunks here). Now ``send()``
+    waits once ``SEND_QUEUE`` frames are queued behind a write, so the microphone queue
+    fills, and then drops, as documented."""
+
+    @tool
+    async def report() -> str:
+        """A result too large for the socket's buffers."""
+        return "x" * 8_000_000
+
+    reply = Reply.of(ToolCallReply("report"), AudioReply("Done.", ms=20_000), realtime=True)
+    server: ScriptedServer = await nursery.start(ScriptedServer([reply]).run)
+    proxy = await nursery.start(Proxy(server.port).run)
+    channel = VirtualChannel()
+    agent = RealtimeAgent(id="l", name="L", instructions="x", tools=[report])
+    model = OpenAIRealtimeModel(api_key=FAKE_API_KEY, base_url=f"ws://127.0.0.1:{proxy.port}/v1")
+    high = HighWater()
+    chunks = 0
+    with pytest.raises(ConnectionLost):
+        async with open_session(agent, model=model, channel=channel) as session:
+            conn = await server.connection()
+            proxy.frozen_up = True  # the server reads nothing from now on
+            conn.start_response({"type": "response.create"})
+            await session.wait_for(ToolCall)  # its output goes out from the writer task
+            await trio.sleep(0.5)
+            blocked = trio.current_time()
+            for _ in range(3_000):  # 60 s of audio, as fast as the channel takes it
+                await channel.say(b"\x01\x00" * 480, paced=False)
+                chunks += 1
+                high.sample(session)
+            await trio.sleep_forever()
+    # given up on as a stalled write (watchdog ticks), then a close the peer never answers
+    assert trio.current_time() - blocked <= SEND_STALL_TIMEOUT + 2 * WATCHDOG_TICK + CLOSE_TIMEOUT
+    assert chunks == 3_000
+    assert high.outbox <= SEND_QUEUE
+    assert high.microphone <= MICROPHONE_BACKLOG
+    assert session.statistics().microphone_dropped >= chunks - MICROPHONE_BACKLOG - SEND_QUEUE

@@ -9,7 +9,9 @@ the socket keeps draining.
 Writing: frames go out in the order they were queued, one writer at a time. ``await send()``
 writes from the caller's task when nobody else is writing (no task switch per frame); frames
 queued meanwhile, and frames queued synchronously (``send_nowait``, used by the interrupt
-path), are written by whoever is writing, or by the writer task. A write is shielded, so a
+path), are written by whoever is writing, or by the writer task. ``send()`` leaves at most
+``SEND_QUEUE`` frames behind a write in progress, then waits for room: a socket that takes
+nothing holds its senders back instead of queueing without limit. A write is shielded, so a
 cancelled caller never cuts a frame in half, and bounded by ``SEND_STALL_TIMEOUT``: a server
 that stops reading for that long ends the connection with ``ConnectionLost``. A WebSocket
 whose ``send`` does both itself (``send_is_shielded``, the sans-I/O connector) is not wrapped
@@ -26,7 +28,7 @@ import orjson
 import trio
 
 from ...errors import ConnectionClosed, ConnectionLost, FrameDecodeError
-from ...limits import CLOSE_TIMEOUT, SEND_STALL_TIMEOUT
+from ...limits import CLOSE_TIMEOUT, SEND_QUEUE, SEND_STALL_TIMEOUT
 from ...model import ConnectionEvent, StatusChanged
 from ...protocol import (
     AudioInputAppend,
@@ -64,6 +66,8 @@ class OpenAIRealtimeConnection:
         self._broken = False
         self._writer_wakeup = trio.lowlevel.ParkingLot()
         self._writer_done = trio.Event()
+        # send() callers waiting for the outbox to shrink below SEND_QUEUE.
+        self._room = trio.lowlevel.ParkingLot()
 
     # -- the RealtimeConnection interface ------------------------------------------------
     @property
@@ -137,6 +141,7 @@ class OpenAIRealtimeConnection:
         self._set_status(TransportStatus.DISCONNECTING)
         self._out_closed = True
         self._writer_wakeup.unpark_all()
+        self._room.unpark_all()
         with trio.CancelScope(shield=True):
             with trio.move_on_after(CLOSE_TIMEOUT):
                 await self._writer_done.wait()
@@ -231,6 +236,12 @@ class OpenAIRealtimeConnection:
 
     async def _send_frames(self, frames: list[bytes]) -> None:
         await trio.lowlevel.checkpoint_if_cancelled()
+        # Behind a write that does not finish (a socket taking nothing), wait for room rather
+        # than queue without limit; cancelled here, nothing of this call was queued.
+        while self._writing and len(self._outbox) >= SEND_QUEUE:
+            if self._out_closed or self._broken:
+                break
+            await self._room.park()
         if self._out_closed or self._broken:
             raise self._unwritable()
         self._outbox.extend(frames)
@@ -267,13 +278,17 @@ class OpenAIRealtimeConnection:
             self._writing = False
             if self._out_closed or self._outbox:
                 self._writer_wakeup.unpark_all()
+            if self._room:
+                self._room.unpark_all()
 
     async def _write_frames(self) -> None:  # noqa: ASYNC910 - only called with frames queued
-        outbox, send = self._outbox, self._ws.send
+        outbox, send, room = self._outbox, self._ws.send, self._room
         try:
             while outbox:
                 await send(outbox[0])
                 outbox.popleft()
+                if len(outbox) == SEND_QUEUE // 2 and room:
+                    room.unpark_all()
         except WebSocketClosed as closed:
             self._record_loss(closed, "the connection dropped while sending")
             self._fail_writing(None)
