@@ -332,3 +332,57 @@ async def test_a_caller_that_vanishes_without_closing_ends_after_the_idle_timeou
     record = bridge.history[-1]
     assert "nothing received for 30 s" in record.reason
     assert model_server.connections[0].closed.is_set()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_while_starting_stops_it_in_one_line(signum: signal.Signals) -> None:
+    # the agent's module sleeps on import: the signal comes before any server listens for it
+    argv = [sys.executable, "-m", "kernl_trio", "twilio", "--agent", "tests.slow_agent:AGENT"]
+    argv += ["--port", "0", "--model-url", "ws://127.0.0.1:9/v1/realtime"]
+    process = await trio.lowlevel.open_process(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV
+    )
+    bridge = Bridge(process)
+    try:
+        async with trio.open_nursery() as nursery:
+            assert process.stdout is not None and process.stderr is not None
+            nursery.start_soon(bridge.read, process.stdout, "out")
+            nursery.start_soon(bridge.read, process.stderr, "err")
+            await bridge.wait_for("loading")
+            process.send_signal(signum)
+            with trio.fail_after(10):
+                await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+    assert process.returncode == 0, bridge.err  # SIGTERM's default would be -15, silently
+    assert bridge.err == f"kernl-trio twilio: stopped by {name} while starting\n"
+
+
+async def test_a_second_signal_during_the_drain_ends_the_calls_at_once() -> None:
+    async with trio.open_nursery() as nursery:
+        model_server = await start_model_server(nursery)
+        async with bridge_process(model_server.url, "--grace", "60") as bridge:
+            peers = []
+            for index in range(2):
+                peer: TwilioPeer = await nursery.start(
+                    TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio").run
+                )
+                peers.append(peer)
+                await model_side(model_server, index)
+            await bridge.wait_for(r"(?s)(call started.*){2}")
+            bridge.process.send_signal(signal.SIGINT)
+            await bridge.wait_for("draining: no new calls")
+            began = trio.current_time()
+            bridge.process.send_signal(signal.SIGINT)  # impatient: a second Ctrl-C
+            await bridge.wait_for("SIGINT again: ending 2 calls now")
+            with trio.fail_after(10):
+                for peer in peers:
+                    await peer.closed.wait()  # the bridge hung up on both callers
+            assert trio.current_time() - began < 10  # not the 60 s grace period
+        nursery.cancel_scope.cancel()
+    assert bridge.process.returncode == 0, bridge.err
+    assert bridge.err.count("outcome=completed reason=hung up by the bridge") == 2
+    assert "Traceback" not in bridge.err and "ExceptionGroup" not in bridge.err

@@ -7,6 +7,7 @@ import datetime
 import logging
 import sys
 import traceback
+import urllib.parse
 from typing import Any, NoReturn
 
 import orjson
@@ -23,11 +24,13 @@ __all__ = [
     "EXIT_USAGE",
     "CliError",
     "JsonFormatter",
+    "Parser",
     "add_common_options",
     "log_level",
     "port_number",
     "report",
     "setup_logging",
+    "websocket_url",
 ]
 
 EXIT_OK = 0
@@ -146,13 +149,29 @@ def _explain(exc: BaseException) -> CliError | None:
     return None
 
 
-def report(prog: str, exc: BaseException, *, debug: bool) -> int:
-    """Print ``exc`` for a user (one line, or the traceback with ``debug``); the exit status."""
+def report(
+    prog: str,
+    exc: BaseException,
+    *,
+    debug: bool,
+    interrupted: int | None = None,
+    signal_name: str = "Ctrl-C",
+) -> int:
+    """Print ``exc`` for a user (one line, or the traceback with ``debug``); the exit status.
+
+    A ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM before a server listens for it) exits with
+    ``interrupted``: a server's ``EXIT_OK`` (stopped when asked, even while starting), else
+    ``EXIT_INTERRUPTED``.
+    """
     if isinstance(exc, BaseExceptionGroup):
         exc = collapse(exc)
     if isinstance(exc, KeyboardInterrupt):
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        if interrupted is None:
+            by = " by SIGTERM" if signal_name == "SIGTERM" else ""
+            print(f"{prog}: interrupted{by}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        print(f"{prog}: stopped by {signal_name} while starting", file=sys.stderr)
+        return interrupted
     explained = _explain(exc)
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
@@ -170,5 +189,26 @@ def report(prog: str, exc: BaseException, *, debug: bool) -> int:
 
 
 def usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
-    """Exit as argparse does for a bad command line (status 2, usage and message)."""
+    """Exit as argparse does for a bad command line (status 2 and the message)."""
     parser.error(message)
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse`` with a bad command line as one line (and where to look), not the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def websocket_url(text: str) -> str:
+    """argparse type: a ``ws://`` or ``wss://`` URL with a host (and a valid port)."""
+    parts = urllib.parse.urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the port is not 0 to 65535") from None
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a WebSocket URL (ws://HOST:PORT/PATH or wss://HOST/PATH)"
+        )
+    return text

@@ -6,7 +6,7 @@ import argparse
 import wave
 from pathlib import Path
 
-from ._common import EXIT_USAGE, CliError, add_common_options
+from ._common import EXIT_USAGE, CliError, add_common_options, websocket_url
 
 NAME = "demo"
 
@@ -39,6 +39,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--url",
+        type=websocket_url,
         help="a realtime server to use instead of the embedded one, e.g. "
         "wss://api.openai.com/v1/realtime (needs OPENAI_API_KEY) or the URL `kernl-trio serve` "
         "prints (default: the embedded server)",

@@ -40,6 +40,7 @@ from ._common import (
     log_level,
     port_number,
     setup_logging,
+    websocket_url,
 )
 from .serve import start_listening
 
@@ -86,6 +87,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--public-url",
+        type=_public_url,
         help="scheme and host Twilio connects to, e.g. wss://abc.ngrok.app; needed to check "
         "signatures (default: none)",
     )
@@ -97,6 +99,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--model-url",
+        type=websocket_url,
         help="the realtime endpoint, e.g. the URL `kernl-trio serve` prints (no key needed) "
         "or any OpenAI GA-compatible server (default: the agent's model, else OpenAI with "
         "$OPENAI_API_KEY)",
@@ -136,7 +139,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     # set by --workers in the processes it starts
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, interrupted=EXIT_OK)
+
+
+def _public_url(text: str) -> str:
+    """argparse type: the ``wss://`` (or ``ws://``) URL Twilio connects to, without the
+    stream's path (a prefix a proxy strips is fine)."""
+    try:
+        return websocket_url(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not the URL Twilio connects to: give its scheme and host as in the "
+            "TwiML <Stream url>, e.g. wss://abc.ngrok.app"
+        ) from None
 
 
 def _seconds(text: str) -> float:
@@ -173,13 +188,22 @@ def load_agent(ref: str) -> RealtimeAgent:
         target: object = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # the module's own code failed: its error, with --debug its traceback
+        raise ConfigurationError(
+            f"cannot import {module_name!r}: it raised {type(exc).__name__}: {exc}"
+        ) from exc
     for name in attr.split("."):
         try:
             target = getattr(target, name)
         except AttributeError:
             raise ConfigurationError(f"{ref!r}: no attribute {name!r}") from None
     if not isinstance(target, RealtimeAgent) and callable(target):
-        target = target()
+        try:
+            target = target()
+        except Exception as exc:
+            raise ConfigurationError(
+                f"{ref!r} (called to make the agent) raised {type(exc).__name__}: {exc}"
+            ) from exc
     if not isinstance(target, RealtimeAgent):
         raise ConfigurationError(f"{ref!r} is a {type(target).__name__}, not a RealtimeAgent")
     return target
@@ -280,8 +304,8 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, json=args.log_json)
     try:
         agent = load_agent(args.agent)
-    except ConfigurationError as exc:
-        raise CliError(str(exc), code=EXIT_USAGE) from None
+    except ConfigurationError as exc:  # --debug shows the module's traceback
+        raise CliError(str(exc), code=EXIT_USAGE) from exc.__cause__
     build_model(agent, args.model_url, args.model)  # refuse now, not at the first call
     if args.workers > 1:
         return _run_workers(args)

@@ -22,6 +22,7 @@ import attrs
 import trio
 
 from .._errors import collapse
+from .._net import is_local_url
 from ..agent import RealtimeAgent
 from ..errors import ConfigurationError
 from ..model import RealtimeModel
@@ -33,6 +34,7 @@ from ._common import (
     log_level,
     port_number,
     setup_logging,
+    websocket_url,
 )
 
 __all__ = ["WebOptions", "add_web_arguments", "main_web", "run_web", "web_parser"]
@@ -58,6 +60,7 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     """Register ``kernl-trio web``'s options on ``parser``."""
     parser.add_argument(
         "--model-url",
+        type=websocket_url,
         help="a realtime server (e.g. wss://api.openai.com/v1/realtime, needs OPENAI_API_KEY); "
         "default: the embedded server, no key needed",
     )
@@ -106,16 +109,19 @@ def web_parser() -> argparse.ArgumentParser:
 
 
 def options_from(args: argparse.Namespace) -> WebOptions:
-    """The :class:`WebOptions` of parsed arguments (raises ConfigurationError)."""
+    """The :class:`WebOptions` of parsed arguments: ConfigurationError for options that do not
+    go together, CliError (cannot start) for a remote model without a key."""
     model_url = OPENAI_URL if args.openai else args.model_url
     if args.openai and args.model_url:
         raise ConfigurationError("give --openai or --model-url, not both")
     if bool(args.certfile) != bool(args.keyfile):
         raise ConfigurationError("--certfile and --keyfile go together")
-    if model_url is not None and not os.environ.get("OPENAI_API_KEY"):
-        local = model_url.startswith(("ws://127.", "ws://localhost", "ws://[::1]"))
-        if not local:
-            raise ConfigurationError(f"--model-url {model_url} needs OPENAI_API_KEY")
+    needs_key = model_url is not None and not is_local_url(model_url)
+    if needs_key and not os.environ.get("OPENAI_API_KEY"):
+        raise CliError(
+            f"--model-url {model_url} needs OPENAI_API_KEY in the environment; set it, or "
+            "drop --model-url for the embedded server"
+        )
     return WebOptions(
         model_url=model_url,
         host=args.host,
@@ -213,14 +219,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     add_common_options(parser)
     add_web_arguments(parser)
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, interrupted=EXIT_OK)
 
 
 def run(args: argparse.Namespace) -> int:
+    from .twilio import load_agent
+
     try:
         options = options_from(args)
+        if options.agent:
+            load_agent(options.agent)  # refuse now, with the usage status
     except ConfigurationError as exc:
-        raise CliError(str(exc), code=EXIT_USAGE) from None
+        raise CliError(str(exc), code=EXIT_USAGE) from exc.__cause__
     setup_logging(args.log_level)
     trio.run(run_web, options)
     return EXIT_OK
