@@ -386,3 +386,30 @@ async def test_a_second_signal_during_the_drain_ends_the_calls_at_once() -> None
     assert bridge.process.returncode == 0, bridge.err
     assert bridge.err.count("outcome=completed reason=hung up by the bridge") == 2
     assert "Traceback" not in bridge.err and "ExceptionGroup" not in bridge.err
+
+
+async def test_the_whole_phone_path_runs_key_free_against_the_embedded_server(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    # what `kernl-trio serve` + `kernl-trio twilio --model-url URL` run: no key, no network
+    from kernl_trio.cli.twilio import build_model
+    from kernl_trio.demo.script import server_script
+    from kernl_trio.local.embedded import EmbeddedServer
+    from kernl_trio.local.rules import synthesize_speech
+    from kernl_trio.protocol import PCMU_8K
+
+    embedded = EmbeddedServer(server_script(), transcripts=("hello",))
+    await nursery.start(embedded.run)
+    model = build_model(AGENT, embedded.url)
+    bridge: TwilioServer = await nursery.start(partial(serve_twilio, AGENT, model=model))
+    peer: TwilioPeer = await nursery.start(TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio").run)
+    await peer.say(synthesize_speech("hello there", PCMU_8K))
+    await peer.wait_received("mark", count=100)  # 2 s of the answer
+    await trio.sleep(5)  # the caller hears it all (it acknowledges each mark as it is played)
+    await peer.hang_up()
+    await wait_until(lambda: bool(bridge.history))
+    record = bridge.history[-1]
+    assert (record.outcome, record.reason) == ("completed", "stop")
+    # "Hello! Ask me about the weather anywhere.", spoken in u-law and passed through
+    assert len(peer.received_audio) >= 2 * 8000
+    assert record.statistics.marks_acknowledged >= 100 and record.statistics.malformed == 0
