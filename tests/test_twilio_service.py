@@ -141,7 +141,7 @@ async def test_a_signal_drains_calls_in_progress_then_exits_0(signum: signal.Sig
 async def test_the_grace_period_ends_the_calls_left_cleanly() -> None:
     async with trio.open_nursery() as nursery:
         model_server = await start_model_server(nursery)
-        async with bridge_process(model_server.url, "--grace", "0.1") as bridge:
+        async with bridge_process(model_server.url, "--grace", "0.1", "--log-json") as bridge:
             peer: TwilioPeer = await nursery.start(
                 TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio").run
             )
@@ -157,6 +157,13 @@ async def test_the_grace_period_ends_the_calls_left_cleanly() -> None:
     assert bridge.process.returncode == 0, bridge.err
     assert "outcome=completed reason=hung up by the bridge" in bridge.err
     assert "Traceback" not in bridge.err
+    # --log-json: every log line is one JSON object; the call's lines carry its fields
+    lines = [orjson.loads(line) for line in bridge.err.splitlines()]
+    assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+    (ended,) = [line for line in lines if line.get("event") == "call.ended"]
+    assert ended["call_sid"].startswith("CA") and ended["stream_sid"].startswith("MZ")
+    assert (ended["outcome"], ended["reason"]) == ("completed", "hung up by the bridge")
+    assert ended["duration_s"] > 0
 
 
 # -- in-process: health check, logs ----------------------------------------------------------------
@@ -413,3 +420,67 @@ async def test_the_whole_phone_path_runs_key_free_against_the_embedded_server(
     # "Hello! Ask me about the weather anywhere.", spoken in u-law and passed through
     assert len(peer.received_audio) >= 2 * 8000
     assert record.statistics.marks_acknowledged >= 100 and record.statistics.malformed == 0
+
+
+async def test_junk_before_start_is_still_one_warning_that_says_what_came(
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model_server = await start_model_server(nursery)
+    bridge = await start_bridge(nursery, model_server)
+    caplog.set_level(logging.INFO, "kernl_trio")
+    peer = await dial(nursery, bridge, send_start=False)
+    for _ in range(50):  # a scanner that talks
+        peer.send_nowait("GET / HTTP/1.1")
+    peer.send_nowait({"event": "start", "start": {}})
+    await peer.disconnect()
+    await wait_until(lambda: bool(bridge.history))
+    records = [r for r in caplog.records if r.name.startswith("kernl_trio.channels")]
+    assert [r.levelname for r in records] == ["WARNING"], [r.getMessage() for r in records]
+    message = records[0].getMessage()
+    assert "the stream ended before its start message (51 malformed messages" in message
+    assert "the first: not JSON" in message
+    assert bridge.history[-1].statistics.malformed == 51
+
+
+async def test_a_stream_that_never_starts_is_dropped_with_the_timeout_as_reason(
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model_server = await start_model_server(nursery)
+    model = OpenAIRealtimeModel(base_url=model_server.url)
+    bridge: TwilioServer = await nursery.start(
+        partial(serve_twilio, AGENT, model=model, start_timeout=3)
+    )
+    caplog.set_level(logging.INFO, "kernl_trio")
+    peer = await dial(nursery, bridge, send_start=False)  # "connected", then nothing
+    await peer.closed.wait()
+    await wait_until(lambda: bool(bridge.history))
+    assert bridge.history[-1].reason == "not a call: no start message within 3 s"
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.exc_info is None and "no start message within 3 s" in warning.getMessage()
+
+
+async def test_a_caller_sending_junk_non_stop_does_not_flood_the_log(
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model_server = await start_model_server(nursery)
+    bridge = await start_bridge(nursery, model_server)
+    peer = await dial(nursery, bridge)
+    await model_side(model_server)
+    caplog.set_level(logging.INFO, "kernl_trio")
+    for _ in range(3000):
+        peer.send_nowait("not JSON")
+    await trio.sleep(1)
+    await peer.hang_up()
+    await wait_until(lambda: bool(bridge.history))
+    record = bridge.history[-1]
+    assert (record.outcome, record.statistics.malformed) == ("completed", 3000)
+    lines = [r.getMessage() for r in caplog.records if "malformed message" in r.getMessage()]
+    assert len(lines) == 10 + 3  # the first ten, then the 1000th, 2000th and 3000th
+    assert lines[9].endswith("more are counted, and logged 1 in 1000")
+    assert lines[-1].endswith("; 3000 so far")

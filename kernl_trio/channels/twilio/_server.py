@@ -404,9 +404,16 @@ class TwilioServer:
         ended_at = trio.current_time()
         if channel.start is None:
             # A scanner, a health probe, a misconfigured <Stream>: not a call, one warning.
-            why = f"no start message within {self._start_timeout:g} s"
-            if channel.ended:
+            if isinstance(error, trio.TooSlowError):
+                why = f"no start message within {self._start_timeout:g} s"
+            elif error is not None and not channel.ended:
+                why = f"{type(error).__name__}: {error}"
+            else:
                 why = "the stream ended before its start message"
+            malformed = channel.statistics().malformed
+            if malformed:
+                s = "s" if malformed > 1 else ""
+                why += f" ({malformed} malformed message{s}, the first: {channel.first_malformed})"
             logger.warning(
                 "not a call: a stream from %s (%s): %s",
                 ws.request.remote,
