@@ -162,3 +162,30 @@ def test_serve_on_ipv6_prints_a_bracketed_url_and_stops_on_sigterm() -> None:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_the_demo_stopped_by_a_signal_writes_its_files_and_exits_130(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kernl_trio", "demo", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # real time: stop it once the session is up
+            if "connected" in line:
+                break
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    assert err == "" and "stopped early (Ctrl-C)" in out
+    assert (tmp_path / "assistant.wav").exists() and (tmp_path / "played.wav").exists()
