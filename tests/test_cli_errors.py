@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import socket
+import struct
+import sys
 import threading
 import wave
 from collections.abc import Iterator
@@ -160,6 +162,40 @@ def test_demo_input_in_an_unsupported_sample_format(
     status, _, err = run_cli(capsys, "demo", "--input", str(eight_bit), "--out", str(tmp_path))
     assert status == EXIT_CANNOT_START
     one_line_error(err, "16-bit", "8-bit")
+
+
+def wav_bytes(fmt: int, *, rate: int = 8000, bits: int = 16, data: bytes = bytes(320)) -> bytes:
+    """A WAV file with any format code in its header (``wave`` writes PCM only)."""
+    align = bits // 8
+    fmt_chunk = struct.pack("<HHIIHH", fmt, 1, rate, rate * align, align, bits)
+    body = b"WAVEfmt " + struct.pack("<I", len(fmt_chunk)) + fmt_chunk
+    body += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize(
+    ("header", "needle"),
+    [
+        (wav_bytes(3, bits=32), "its samples are 32-bit float, not 16-bit PCM"),
+        (wav_bytes(6, bits=8), "its samples are A-law, not 16-bit PCM"),
+        pytest.param(
+            wav_bytes(0xFFFE),
+            "WAVE_FORMAT_EXTENSIBLE",
+            marks=pytest.mark.skipif(sys.version_info >= (3, 12), reason="wave reads it"),
+        ),
+        (wav_bytes(1, rate=0), "sample rate should be over 0"),
+        (wav_bytes(1, data=b""), "there is no audio in it"),
+    ],
+    ids=["float", "alaw", "extensible", "rate-0", "empty"],
+)
+def test_demo_input_that_is_a_wav_but_not_usable(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, header: bytes, needle: str
+) -> None:
+    path = tmp_path / "in.wav"
+    path.write_bytes(header)
+    status, out, err = run_cli(capsys, "demo", "--input", str(path), "--out", str(tmp_path))
+    assert status == EXIT_CANNOT_START and out == ""
+    one_line_error(err.lower(), needle.lower(), str(path))
 
 
 # -- twilio ----------------------------------------------------------------------------------------
