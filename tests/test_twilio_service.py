@@ -23,7 +23,7 @@ import trio.testing
 
 from kernl_trio.channels.twilio import TwilioServer, serve_twilio
 from kernl_trio.cli._common import JsonFormatter
-from kernl_trio.cli.twilio import worker_line
+from kernl_trio.cli.twilio import worker_line, workers_status
 from kernl_trio.providers.openai import OpenAIRealtimeModel
 from kernl_trio.testing import AudioReply, Reply, ScriptedServer
 from kernl_trio.testing.twilio_peer import TwilioPeer
@@ -484,3 +484,13 @@ async def test_a_caller_sending_junk_non_stop_does_not_flood_the_log(
     assert len(lines) == 10 + 3  # the first ten, then the 1000th, 2000th and 3000th
     assert lines[9].endswith("more are counted, and logged 1 in 1000")
     assert lines[-1].endswith("; 3000 so far")
+
+
+def test_workers_caught_starting_by_the_stop_signal_count_as_stopped() -> None:
+    # a worker still importing when the supervisor forwards SIGTERM exits 130 ("interrupted")
+    # or dies of the signal: the service was asked to stop, and it did
+    assert workers_status([0, 130], stopping=True) == 0
+    assert workers_status([-signal.SIGTERM, 0], stopping=True) == 0
+    assert workers_status([0, 130], stopping=False) == 1
+    assert workers_status([0, 3], stopping=False) == 3
+    assert workers_status([1, 3], stopping=True) == 3

@@ -33,6 +33,7 @@ from ..protocol import PCM16_24K, PCMU_8K
 from ._common import (
     EXIT_CANNOT_START,
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     CliError,
@@ -55,6 +56,7 @@ __all__ = [
     "run",
     "run_twilio_command",
     "worker_line",
+    "workers_status",
 ]
 
 NAME = "twilio"
@@ -470,7 +472,15 @@ async def _supervise(
             nursery.start_soon(forward)
             await done.wait()
             nursery.cancel_scope.cancel()
-    failed = [status for status in statuses if status != EXIT_OK]
+    return workers_status(statuses, stopping=stopping)
+
+
+def workers_status(statuses: Sequence[int], *, stopping: bool) -> int:
+    """The supervisor's exit status from its workers'. Once it has asked them to stop, a
+    worker the signal caught before it could drain (still starting: 130, or killed by it)
+    stopped as asked too."""
+    asked = (EXIT_INTERRUPTED, -signal.SIGTERM, -signal.SIGINT) if stopping else ()
+    failed = [status for status in statuses if status != EXIT_OK and status not in asked]
     if not failed:
         return EXIT_OK
     return EXIT_CANNOT_START if EXIT_CANNOT_START in failed else EXIT_FAILED
