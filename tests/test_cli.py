@@ -189,3 +189,19 @@ def test_the_demo_stopped_by_a_signal_writes_its_files_and_exits_130(
     assert process.returncode == 130, err
     assert err == "" and "stopped early (Ctrl-C)" in out
     assert (tmp_path / "assistant.wav").exists() and (tmp_path / "played.wav").exists()
+
+
+def test_the_demo_piped_into_head_stops_quietly(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kernl_trio", "demo", "--fast", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith(b"kernl-trio demo:")
+    process.stdout.close()  # `| head -1`: the reader goes away
+    err = process.stderr.read()
+    process.stderr.close()
+    assert process.wait(timeout=30) == 141  # as a program SIGPIPE ended; no BrokenPipeError
+    assert err == b""

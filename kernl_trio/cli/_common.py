@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
+import os
 import sys
 import traceback
 import urllib.parse
@@ -17,6 +18,7 @@ from .._net import check_port
 from ..errors import ConfigurationError, HandshakeFailed, KernlTrioError, TransportError
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_CANNOT_START",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
@@ -45,10 +47,14 @@ port in use, a host that does not resolve, a server that is not there or refuses
 EXIT_INTERRUPTED = 130
 """The demo was stopped by Ctrl-C (its files and summary are still written)."""
 
+EXIT_BROKEN_PIPE = 141
+"""Whoever read the output went away (``kernl-trio demo | head``): stopped quietly, with the
+status of a program that SIGPIPE ended (128 + 13)."""
+
 EXIT_CODES_HELP = (
     "exit status: 0 done (servers: stopped by Ctrl-C or SIGTERM); 1 failed while running; "
     "2 bad command line; 3 cannot start (file, API key, port, host, server); "
-    "130 demo stopped by Ctrl-C"
+    "130 demo stopped by Ctrl-C; 141 output closed (| head)"
 )
 
 
@@ -165,6 +171,9 @@ def report(
     """
     if isinstance(exc, BaseExceptionGroup):
         exc = collapse(exc)
+    if isinstance(exc, BrokenPipeError) and exc.filename is None:
+        _stdout_to_devnull()
+        return EXIT_BROKEN_PIPE
     if isinstance(exc, KeyboardInterrupt):
         if interrupted is None:
             by = " by SIGTERM" if signal_name == "SIGTERM" else ""
@@ -186,6 +195,16 @@ def report(
     if explained.hint:
         print(f"{prog}: {explained.hint}", file=sys.stderr)
     return explained.code
+
+
+def _stdout_to_devnull() -> None:
+    """Point standard output at /dev/null, so the interpreter's last flush of what is left
+    for the reader that went away does not fail again (as Python's documentation advises)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (e.g. captured in a test)
+        pass
 
 
 def usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
