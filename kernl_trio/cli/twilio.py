@@ -70,8 +70,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="serve phone calls from Twilio Media Streams with an agent",
         description=(
             "Answer Twilio calls with a realtime agent (TwiML <Connect><Stream>): one session "
-            "per call. GET /healthz answers 200 (503 while draining). SIGTERM or Ctrl-C drains: "
-            "no new calls, calls in progress get --grace seconds, then end; exit 0."
+            "per call. GET /healthz answers 200 while taking calls. SIGTERM or Ctrl-C drains: "
+            "no new calls (the port closes, so health checks fail), calls in progress get "
+            "--grace seconds, then end; exit 0."
         ),
     )
     add_common_options(parser)

@@ -300,8 +300,10 @@ class TwilioServer:
         """Stop accepting calls, let the calls in progress finish for up to ``grace`` seconds,
         then end the rest as a hang-up from this side (each session closes as usual).
 
-        Returns once every call has ended; :meth:`run` then returns too. ``/healthz``
-        answers 503 from the start of the drain, so a load balancer stops sending calls.
+        Returns once every call has ended; :meth:`run` then returns too. The listening
+        socket closes at the start of the drain, so a load balancer's health check fails
+        (refused; ``/healthz`` answers 503 on a connection made before) and it stops
+        sending calls.
         """
         if not self.draining:
             self.draining = True
