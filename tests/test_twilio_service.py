@@ -494,3 +494,28 @@ def test_workers_caught_starting_by_the_stop_signal_count_as_stopped() -> None:
     assert workers_status([0, 130], stopping=False) == 1
     assert workers_status([0, 3], stopping=False) == 3
     assert workers_status([1, 3], stopping=True) == 3
+
+
+async def test_two_streams_with_one_stream_sid_are_both_counted(
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a replayed or forged start: the second call must not hide the first, nor the first's
+    # end remove the second from the live calls
+    model_server = await start_model_server(nursery)
+    bridge = await start_bridge(nursery, model_server)
+    sid = "MZ" + "a" * 32
+    first = await dial(nursery, bridge, stream_sid=sid)
+    await model_side(model_server, 0)
+    second = await dial(nursery, bridge, stream_sid=sid)
+    await model_side(model_server, 1)
+    assert bridge.statistics().active == 2
+    assert "which a live call already has" in caplog.text
+    await first.hang_up()
+    await wait_until(lambda: len(bridge.history) == 1)
+    assert bridge.statistics().active == 1
+    assert bridge.calls[sid].channel.ended is False
+    await second.hang_up()
+    await wait_until(lambda: len(bridge.history) == 2)
+    assert bridge.statistics().active == 0 and bridge.calls == {}

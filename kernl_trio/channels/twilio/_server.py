@@ -276,7 +276,7 @@ class TwilioServer:
 
     def statistics(self) -> TwilioServerStatistics:
         return TwilioServerStatistics(
-            len(self.calls),
+            sum(1 for channel in self._channels if channel.start is not None),
             self._started,
             self._completed,
             self._failed,
@@ -361,6 +361,12 @@ class TwilioServer:
 
         def register(call: TwilioCall) -> None:
             self._started += 1
+            if call.stream_sid in self.calls:  # Twilio's SIDs are unique: a replay, or a bug
+                logger.warning(
+                    "call started with stream_sid=%s, which a live call already has; "
+                    "server.calls lists the newer one",
+                    call.stream_sid,
+                )
             self.calls[call.stream_sid] = call
             logger.info(
                 "call started: call_sid=%s stream_sid=%s from %s",
@@ -392,8 +398,9 @@ class TwilioServer:
         finally:
             self._channels.discard(channel)
             self._changed.unpark_all()
-            if channel.stream_sid is not None:
-                self.calls.pop(channel.stream_sid, None)
+            live = self.calls.get(channel.stream_sid or "")
+            if live is not None and live.channel is channel:  # not another stream's, same SID
+                del self.calls[live.stream_sid]
             self._record(channel, ws, started_at, error)
 
     def _record(
