@@ -519,3 +519,51 @@ async def test_two_streams_with_one_stream_sid_are_both_counted(
     await second.hang_up()
     await wait_until(lambda: len(bridge.history) == 2)
     assert bridge.statistics().active == 0 and bridge.calls == {}
+
+
+def _workers_of(supervisor_pid: int) -> list[int]:
+    """The processes started with ``--supervisor-pid supervisor_pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                argv = cmdline.read().split(b"\0")
+        except OSError:
+            continue
+        if b"--supervisor-pid" in argv and str(supervisor_pid).encode() in argv:
+            found.append(int(entry))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (an exited process nobody has reaped yet is a zombie, ``Z``)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the workers in /proc")
+async def test_workers_whose_supervisor_is_killed_drain_and_exit() -> None:
+    # SIGKILL leaves the supervisor no chance to forward anything: without a watch on it the
+    # workers would answer calls on the shared port forever, with nobody left to stop them
+    async with trio.open_nursery() as nursery:
+        model_server = await start_model_server(nursery)
+        async with bridge_process(model_server.url, "--workers", "2", "--grace", "5") as bridge:
+            await bridge.wait_for(r"2 workers answering on")
+            workers = _workers_of(bridge.process.pid)
+            assert len(workers) == 2
+            try:
+                bridge.process.kill()
+                with trio.fail_after(10):
+                    while any(_running(pid) for pid in workers):  # noqa: ASYNC110
+                        await trio.sleep(0.1)
+                with pytest.raises(OSError):  # nobody answers on the port any more
+                    await trio.open_tcp_stream("127.0.0.1", bridge.port)
+            finally:
+                for pid in _workers_of(bridge.process.pid):
+                    os.kill(pid, signal.SIGKILL)
+        nursery.cancel_scope.cancel()

@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, TextIO
 
@@ -142,6 +142,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     # set by --workers in the processes it starts
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)
     parser.set_defaults(run=run, interrupted=EXIT_OK)
 
 
@@ -247,9 +248,15 @@ async def run_twilio_command(
     model_id: str = "gpt-realtime",
     grace: float = 30.0,
     reuse_port: bool = False,
+    supervisor_pid: int | None = None,
 ) -> None:
     """What ``kernl-trio twilio`` does in one process: serve until SIGTERM or SIGINT, then
-    drain (``grace`` seconds) and return."""
+    drain (``grace`` seconds) and return.
+
+    A worker of ``--workers`` gets its ``supervisor_pid``: should that process vanish without
+    stopping it (killed with SIGKILL, say), the worker drains as if told to, rather than go
+    on answering calls on the shared port with nobody to stop it.
+    """
     from ..channels.twilio import TwilioOptions, serve_twilio
 
     agent = load_agent(agent_ref) if isinstance(agent_ref, str) else agent_ref
@@ -281,15 +288,38 @@ async def run_twilio_command(
                 "Ctrl-C or SIGTERM drains",
                 flush=True,
             )
-            async for signum in signals:
-                name = signal.Signals(signum).name
-                if server.draining:
-                    logger.warning("%s again: ending %d calls now", name, len(server.calls))
+            draining = False
+
+            def stop(why: str) -> None:
+                nonlocal draining
+                if draining:
+                    logger.warning("%s again: ending %d calls now", why, len(server.calls))
                     nursery.start_soon(server.hang_up_all)
-                    continue
-                logger.info("%s: draining (grace %g s)", name, grace)
+                    return
+                draining = True
+                logger.info("%s: draining (grace %g s)", why, grace)
                 nursery.start_soon(_drain_then_stop, server, grace, nursery.cancel_scope)
+
+            if supervisor_pid is not None:
+                nursery.start_soon(_watch_supervisor, supervisor_pid, stop)
+            async for signum in signals:
+                stop(signal.Signals(signum).name)
     logger.info("stopped")
+
+
+SUPERVISOR_CHECK_S = 1.0
+"""How often a worker checks that its supervisor is still there."""
+
+
+async def _watch_supervisor(pid: int, stop: Callable[[str], None]) -> None:
+    """Call ``stop`` once this process's parent is no longer ``pid`` (it died: the process
+    was handed to another), then return. Polled: a parent's death is no event to wait on
+    portably."""
+    while True:
+        await trio.sleep(SUPERVISOR_CHECK_S)
+        if os.getppid() != pid:
+            break
+    stop(f"the supervisor (pid {pid}) is gone")
 
 
 async def _drain_then_stop(server: TwilioServer, grace: float, scope: trio.CancelScope) -> None:
@@ -326,6 +356,7 @@ def run(args: argparse.Namespace) -> int:
                 model_id=args.model,
                 grace=args.grace,
                 reuse_port=args.reuse_port,
+                supervisor_pid=args.supervisor_pid,
             )
         )
     except BaseExceptionGroup as group:
@@ -358,6 +389,7 @@ def _reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
 def _worker_argv(args: argparse.Namespace, port: int) -> list[str]:
     argv = [sys.executable, "-m", "kernl_trio", NAME, "--agent", args.agent]
     argv += ["--host", args.host, "--port", str(port), "--reuse-port", "--workers", "1"]
+    argv += ["--supervisor-pid", str(os.getpid())]
     argv += ["--model", args.model, "--model-format", args.model_format]
     argv += ["--grace", repr(args.grace), "--log-level", args.log_level]
     if args.public_url:
