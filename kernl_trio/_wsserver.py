@@ -16,6 +16,7 @@ connections already accepted go on, which is how a server drains.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import errno
 import logging
 import math
@@ -25,6 +26,7 @@ from typing import Any
 
 import attrs
 import trio
+from websockets.exceptions import InvalidMessage
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
 from websockets.protocol import State
@@ -56,17 +58,22 @@ class _ProtocolLogger(logging.LoggerAdapter[logging.Logger]):
         self.debug(msg, *args, **kwargs)
 
 
-_PROTOCOL_LOGGER = _ProtocolLogger(logging.getLogger("kernl_trio.websocket.server"), {})
+logger = logging.getLogger("kernl_trio.websocket.server")
+_PROTOCOL_LOGGER = _ProtocolLogger(logger, {})
 
 
 @attrs.frozen
 class HttpRequest:
-    """The upgrade (or plain) request a client sent: its path with query, headers, address."""
+    """The upgrade (or plain) request a client sent: its path with query, headers, address.
+
+    Only ``GET`` and ``HEAD`` reach a gate; any other method gets 405."""
 
     path: str
     headers: tuple[tuple[str, str], ...]
     remote: str
     upgrade: bool
+    method: str = "GET"
+    """``GET``, or ``HEAD`` (the gate answers it as a GET; the body is left out)."""
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()
@@ -399,6 +406,8 @@ class WebSocketServer:
         self.connections += 1
         try:
             await self._serve(stream)
+        except Exception:  # a bug (here, in the protocol or the handler): this connection's alone
+            logger.exception("a WebSocket connection failed; the server goes on")
         finally:
             self.connections -= 1
             await trio.aclose_forcefully(stream)
@@ -406,27 +415,41 @@ class WebSocketServer:
     async def _serve(self, stream: trio.SocketStream) -> None:
         protocol = ServerProtocol(max_size=self.max_message_size, logger=_PROTOCOL_LOGGER)
         request: Request | None = None
+        early: list[object] = []  # frames a client sent right behind its upgrade request
         try:
             with trio.move_on_after(self.handshake_timeout):
-                while request is None:
+                # until a request, or the protocol gave up on the bytes (not HTTP, headers
+                # too large, a body): then it has queued its answer, or an end of stream
+                while request is None and protocol.handshake_exc is None:
                     data = await stream.receive_some(RECEIVE_BYTES)
                     if not data:
                         protocol.receive_eof()
                         break
                     protocol.receive_data(data)
                     for event in protocol.events_received():
-                        if isinstance(event, Request):
+                        if request is None and isinstance(event, Request):
                             request = event
-            if request is None:  # a silent client, a closed one or not HTTP: drop it
-                await _send(stream, protocol)
+                        else:
+                            early.append(event)
+            if request is None:  # a silent client, a closed one or not HTTP
+                if isinstance(protocol.handshake_exc, InvalidMessage):
+                    await _answer(stream, protocol, 400, "not an HTTP request\n")
+                else:  # a silent or closed client; or the protocol's own 414 or 431
+                    await _send(stream, protocol)
                 return
             http = _http_request(request, stream)
+            if http.method not in ("GET", "HEAD"):
+                await _answer(stream, protocol, 405, "GET only\n", allow="GET, HEAD")
+                return
             answer = self._gate(http) if self._gate is not None else None
             if answer is None and not http.upgrade:
                 answer = (400, "this is a WebSocket endpoint\n")
+            if answer is None and protocol.eof_sent:
+                # More than a request arrived and the protocol could not parse the rest as
+                # frames (a pipelined request, garbage): it has given up on the connection.
+                answer = (400, "unexpected data after the upgrade request\n")
             if answer is not None:
-                protocol.send_response(protocol.reject(answer[0], answer[1]))
-                await _send(stream, protocol)
+                await _answer(stream, protocol, *answer, head=http.method == "HEAD")
                 return
             response = protocol.accept(request)
             protocol.send_response(response)
@@ -436,6 +459,7 @@ class WebSocketServer:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             return  # noqa: ASYNC910 - the first read checkpointed (trio I/O does, raising too)
         ws = ServerWebSocket(stream, protocol, http, self.idle_timeout)
+        ws._absorb(early)
         try:
             await self._handler(ws)
         finally:
@@ -450,7 +474,32 @@ def _http_request(request: Request, stream: trio.SocketStream) -> HttpRequest:
     except OSError:
         remote = "?"
     upgrade = "websocket" in (request.headers.get("Upgrade") or "").lower()
-    return HttpRequest(request.path, tuple(request.headers.raw_items()), remote, upgrade)
+    upgrade = upgrade and request.method == "GET"
+    return HttpRequest(
+        request.path, tuple(request.headers.raw_items()), remote, upgrade, request.method
+    )
+
+
+async def _answer(
+    stream: trio.SocketStream,
+    protocol: ServerProtocol,
+    status: int,
+    body: str,
+    *,
+    head: bool = False,
+    allow: str | None = None,
+) -> None:
+    """Answer a plain HTTP request (and close): ``status`` and ``body`` (only its length for
+    ``HEAD``). Written here rather than through the protocol, which may already have given
+    up on the connection."""
+    response = protocol.reject(status, body)
+    if allow is not None:
+        response.headers["Allow"] = allow
+    if head:
+        response = dataclasses.replace(response, body=b"")
+    with trio.move_on_after(CLOSE_TIMEOUT):
+        await stream.send_all(response.serialize())
+        await stream.send_eof()
 
 
 async def _send(stream: trio.SocketStream, protocol: ServerProtocol) -> None:  # noqa: ASYNC910 - after the handshake reads

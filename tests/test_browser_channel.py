@@ -40,6 +40,7 @@ from kernl_trio.channels.browser import (
     display_message,
     serve_browser,
 )
+from kernl_trio.cli._common import EXIT_CANNOT_START
 from kernl_trio.cli.web import main_web, web_parser
 from kernl_trio.protocol import ToolCall, ToolCancelled, TranscriptOutput
 from kernl_trio.providers.openai import OpenAIRealtimeModel
@@ -585,8 +586,7 @@ def test_web_command_refuses_a_remote_model_without_a_key(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    # 3 (cannot start), as `demo` and `twilio` without a key
-    assert main_web(["--model-url", "wss://api.openai.com/v1/realtime"]) == 3
+    assert main_web(["--model-url", "wss://api.openai.com/v1/realtime"]) == EXIT_CANNOT_START
     assert "OPENAI_API_KEY" in capsys.readouterr().err
     assert main_web(["--port", "not-a-port"]) == 2
     assert "not a port" in capsys.readouterr().err

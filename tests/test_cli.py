@@ -162,3 +162,48 @@ def test_serve_on_ipv6_prints_a_bracketed_url_and_stops_on_sigterm() -> None:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_the_demo_stopped_by_a_signal_writes_its_files_and_exits_130(tmp_path: Path) -> None:
+    # SIGTERM: it goes through the handler Ctrl-C has, so this is the Ctrl-C path as well
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kernl_trio", "demo", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # real time: stop it once the session is up
+            if "connected" in line:
+                break
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    assert err == "" and "stopped early (Ctrl-C)" in out
+    assert (tmp_path / "assistant.wav").exists() and (tmp_path / "played.wav").exists()
+
+
+class ClosedPipe(io.StringIO):
+    """Standard output whose reader went away after the first line (``| head -1``)."""
+
+    def write(self, text: str) -> int:
+        if "\n" in self.getvalue():
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().write(text)
+
+
+def test_the_demo_piped_into_head_stops_quietly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stdout = ClosedPipe()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    status = main(["demo", "--fast", "--out", str(tmp_path)])
+    assert status == 141  # as a program SIGPIPE ended
+    assert stdout.getvalue().startswith("kernl-trio demo:") and stdout.getvalue().count("\n") == 1
+    assert capsys.readouterr().err == ""  # not "unexpected error: BrokenPipeError"

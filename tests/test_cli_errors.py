@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import socket
+import struct
+import sys
 import threading
 import wave
 from collections.abc import Iterator
@@ -34,6 +36,12 @@ def one_line_error(err: str, *needles: str) -> None:
     assert err.startswith("kernl-trio ") and "error:" in err, err
     for needle in needles:
         assert needle in err, err
+
+
+def one_usage_line(err: str, needle: str) -> None:
+    """A bad command line is one line naming the problem and --help, not argparse's usage."""
+    assert err.count("\n") == 1 and "usage:" not in err and needle in err, err
+    assert err.startswith("kernl-trio") and err.rstrip().endswith("--help`)"), err
 
 
 def free_port() -> int:
@@ -156,6 +164,40 @@ def test_demo_input_in_an_unsupported_sample_format(
     one_line_error(err, "16-bit", "8-bit")
 
 
+def wav_bytes(fmt: int, *, rate: int = 8000, bits: int = 16, data: bytes = bytes(320)) -> bytes:
+    """A WAV file with any format code in its header (``wave`` writes PCM only)."""
+    align = bits // 8
+    fmt_chunk = struct.pack("<HHIIHH", fmt, 1, rate, rate * align, align, bits)
+    body = b"WAVEfmt " + struct.pack("<I", len(fmt_chunk)) + fmt_chunk
+    body += b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize(
+    ("header", "needle"),
+    [
+        (wav_bytes(3, bits=32), "its samples are 32-bit float, not 16-bit PCM"),
+        (wav_bytes(6, bits=8), "its samples are A-law, not 16-bit PCM"),
+        pytest.param(
+            wav_bytes(0xFFFE),
+            "WAVE_FORMAT_EXTENSIBLE",
+            marks=pytest.mark.skipif(sys.version_info >= (3, 12), reason="wave reads it"),
+        ),
+        (wav_bytes(1, rate=0), "sample rate should be over 0"),
+        (wav_bytes(1, data=b""), "there is no audio in it"),
+    ],
+    ids=["float", "alaw", "extensible", "rate-0", "empty"],
+)
+def test_demo_input_that_is_a_wav_but_not_usable(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, header: bytes, needle: str
+) -> None:
+    path = tmp_path / "in.wav"
+    path.write_bytes(header)
+    status, out, err = run_cli(capsys, "demo", "--input", str(path), "--out", str(tmp_path))
+    assert status == EXIT_CANNOT_START and out == ""
+    one_line_error(err.lower(), needle.lower(), str(path))
+
+
 # -- twilio ----------------------------------------------------------------------------------------
 def test_twilio_auth_token_without_public_url(capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = run_cli(capsys, "twilio", "--agent", AGENT, "--auth-token", "secret")
@@ -257,7 +299,7 @@ def test_out_of_range_port(
 ) -> None:
     status, _, err = run_cli(capsys, *command, "--port", port)
     assert status == EXIT_USAGE
-    assert "is not a port" in err and "Traceback" not in err
+    one_usage_line(err, "is not a port")
 
 
 @pytest.mark.parametrize("command", LISTENERS)
@@ -271,7 +313,7 @@ def test_unresolvable_host(capsys: pytest.CaptureFixture[str], command: list[str
 def test_bogus_log_level(capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
     status, _, err = run_cli(capsys, *command, "--log-level", "bogus")
     assert status == EXIT_USAGE
-    assert "'bogus' is not a log level" in err and "Traceback" not in err
+    one_usage_line(err, "'bogus' is not a log level")
 
 
 def test_scripted_server_url_brackets_ipv6() -> None:
@@ -301,3 +343,76 @@ def test_every_option_shows_its_default_and_help_shows_exit_codes() -> None:
             checked += 1
     assert checked >= 20
     assert "exit status: 0" in main_parser.format_help()
+
+
+# -- more of what a user can get wrong -------------------------------------------------------------
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["twilio"],
+        [],
+        ["twilio", "--agent", AGENT, "--workers", "0"],
+        ["twilio", "--agent", AGENT, "--grace", "nan"],
+        ["demo", "--no-such-option"],
+    ],
+    ids=["missing-agent", "no-command", "workers-0", "grace-nan", "unknown-option"],
+)
+def test_a_bad_command_line_is_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    status, _, err = run_cli(capsys, *argv)
+    assert status == EXIT_USAGE
+    one_usage_line(err, "error:")
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["demo", "--url", "localhost:8000"], "not a WebSocket URL"),
+        (["demo", "--url", "http://127.0.0.1:9/v1/realtime"], "not a WebSocket URL"),
+        (["demo", "--url", "ws://127.0.0.1:99999/v1/realtime"], "port is not 0 to 65535"),
+        (["twilio", "--agent", AGENT, "--model-url", "127.0.0.1:9"], "not a WebSocket URL"),
+        (["web", "--model-url", "https://api.openai.com"], "not a WebSocket URL"),
+        (
+            ["twilio", "--agent", AGENT, "--auth-token", "t", "--public-url", "abc.ngrok.app"],
+            "not the URL Twilio connects to",
+        ),
+    ],
+)
+def test_a_url_that_is_not_a_websocket_url_is_refused_up_front(
+    capsys: pytest.CaptureFixture[str], argv: list[str], needle: str
+) -> None:
+    status, out, err = run_cli(capsys, *argv)
+    assert status == EXIT_USAGE and out == ""
+    one_usage_line(err, needle)
+
+
+@pytest.fixture
+def agent_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Agent modules whose own code fails: on import, or when called to make the agent."""
+    (tmp_path / "broken_agent_module.py").write_text("agent = undefined_name\n")
+    (tmp_path / "failing_agent_factory.py").write_text(
+        "def make():\n    raise RuntimeError('no config file')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+@pytest.mark.usefixtures("agent_modules")
+@pytest.mark.parametrize("command", ["twilio", "web"])
+@pytest.mark.parametrize(
+    ("ref", "needle"),
+    [
+        ("broken_agent_module:agent", "raised NameError: name 'undefined_name' is not defined"),
+        ("failing_agent_factory:make", "raised RuntimeError: no config file"),
+    ],
+)
+def test_an_agent_module_that_fails_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], command: str, ref: str, needle: str
+) -> None:
+    status, _, err = run_cli(capsys, command, "--agent", ref, *LOCAL_MODEL, "--port", "0")
+    assert status == EXIT_USAGE
+    one_line_error(err, needle)
+    assert err.count("\n") == 1
+    # --debug shows where, in the user's module
+    status, _, err = run_cli(capsys, command, "-v", "--agent", ref, *LOCAL_MODEL, "--port", "0")
+    assert status == EXIT_USAGE and "Traceback" in err and "_agent_" in err

@@ -176,3 +176,29 @@ def test_wire_formats() -> None:
     assert wire_format({"type": "audio/pcm", "rate": 24000}) == PCM16_24K
     assert wire_format({"type": "audio/pcmu"}) == PCMU_8K
     assert wire_format({"type": "audio/pcma"}) == PCMA_8K
+
+
+@pytest.mark.parametrize(
+    ("output", "said"),
+    [
+        ('"Sunny all day"', "Here is what I found: Sunny all day"),
+        ("22", "Here is what I found: 22"),
+        ("not JSON at all", "Here is what I found: not JSON at all"),
+        ("", "I found nothing."),
+    ],
+)
+def test_a_tool_output_that_is_not_fields_is_said_as_it_is(output: str, said: str) -> None:
+    # a tool returning a plain string (or anything but an object) gives no field to fill the
+    # template with; its words are what there is to say, not just the request's city
+    rule = Rule(
+        pattern=r"weather in (?P<city>[a-z]+)",
+        tool="get_weather",
+        then_say="Right now in {city} it is {temp_c} degrees.",
+    )
+    conversation = [
+        _user("What's the weather in Paris?"),
+        {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": output},
+    ]
+    (spoken,) = RuleScript([rule])(_request(*conversation)).parts
+    assert isinstance(spoken, AudioReply) and spoken.transcript == said

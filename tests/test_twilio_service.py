@@ -23,7 +23,7 @@ import trio.testing
 
 from kernl_trio.channels.twilio import TwilioServer, serve_twilio
 from kernl_trio.cli._common import JsonFormatter
-from kernl_trio.cli.twilio import worker_line
+from kernl_trio.cli.twilio import worker_line, workers_status
 from kernl_trio.providers.openai import OpenAIRealtimeModel
 from kernl_trio.testing import AudioReply, Reply, ScriptedServer
 from kernl_trio.testing.twilio_peer import TwilioPeer
@@ -141,7 +141,7 @@ async def test_a_signal_drains_calls_in_progress_then_exits_0(signum: signal.Sig
 async def test_the_grace_period_ends_the_calls_left_cleanly() -> None:
     async with trio.open_nursery() as nursery:
         model_server = await start_model_server(nursery)
-        async with bridge_process(model_server.url, "--grace", "0.1") as bridge:
+        async with bridge_process(model_server.url, "--grace", "0.1", "--log-json") as bridge:
             peer: TwilioPeer = await nursery.start(
                 TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio").run
             )
@@ -157,6 +157,13 @@ async def test_the_grace_period_ends_the_calls_left_cleanly() -> None:
     assert bridge.process.returncode == 0, bridge.err
     assert "outcome=completed reason=hung up by the bridge" in bridge.err
     assert "Traceback" not in bridge.err
+    # --log-json: every log line is one JSON object; the call's lines carry its fields
+    lines = [orjson.loads(line) for line in bridge.err.splitlines()]
+    assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+    (ended,) = [line for line in lines if line.get("event") == "call.ended"]
+    assert ended["call_sid"].startswith("CA") and ended["stream_sid"].startswith("MZ")
+    assert (ended["outcome"], ended["reason"]) == ("completed", "hung up by the bridge")
+    assert ended["duration_s"] > 0
 
 
 # -- in-process: health check, logs ----------------------------------------------------------------
@@ -332,3 +339,231 @@ async def test_a_caller_that_vanishes_without_closing_ends_after_the_idle_timeou
     record = bridge.history[-1]
     assert "nothing received for 30 s" in record.reason
     assert model_server.connections[0].closed.is_set()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_while_starting_stops_it_in_one_line(signum: signal.Signals) -> None:
+    # the agent's module sleeps on import: the signal comes before any server listens for it
+    argv = [sys.executable, "-m", "kernl_trio", "twilio", "--agent", "tests.slow_agent:AGENT"]
+    argv += ["--port", "0", "--model-url", "ws://127.0.0.1:9/v1/realtime"]
+    process = await trio.lowlevel.open_process(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV
+    )
+    bridge = Bridge(process)
+    try:
+        async with trio.open_nursery() as nursery:
+            assert process.stdout is not None and process.stderr is not None
+            nursery.start_soon(bridge.read, process.stdout, "out")
+            nursery.start_soon(bridge.read, process.stderr, "err")
+            await bridge.wait_for("loading")
+            process.send_signal(signum)
+            with trio.fail_after(10):
+                await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+    assert process.returncode == 0, bridge.err  # SIGTERM's default would be -15, silently
+    assert bridge.err == f"kernl-trio twilio: stopped by {name} while starting\n"
+
+
+async def test_a_second_signal_during_the_drain_ends_the_calls_at_once() -> None:
+    async with trio.open_nursery() as nursery:
+        model_server = await start_model_server(nursery)
+        async with bridge_process(model_server.url, "--grace", "60") as bridge:
+            peers = []
+            for index in range(2):
+                peer: TwilioPeer = await nursery.start(
+                    TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio").run
+                )
+                peers.append(peer)
+                await model_side(model_server, index)
+            await bridge.wait_for(r"(?s)(call started.*){2}")
+            bridge.process.send_signal(signal.SIGINT)
+            await bridge.wait_for("draining: no new calls")
+            began = trio.current_time()
+            bridge.process.send_signal(signal.SIGINT)  # impatient: a second Ctrl-C
+            await bridge.wait_for("SIGINT again: ending 2 calls now")
+            with trio.fail_after(10):
+                for peer in peers:
+                    await peer.closed.wait()  # the bridge hung up on both callers
+            assert trio.current_time() - began < 10  # not the 60 s grace period
+        nursery.cancel_scope.cancel()
+    assert bridge.process.returncode == 0, bridge.err
+    assert bridge.err.count("outcome=completed reason=hung up by the bridge") == 2
+    assert "Traceback" not in bridge.err and "ExceptionGroup" not in bridge.err
+
+
+async def test_the_whole_phone_path_runs_key_free_against_the_embedded_server(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    # what `kernl-trio serve` + `kernl-trio twilio --model-url URL` run: no key, no network
+    from kernl_trio.cli.twilio import build_model
+    from kernl_trio.demo.script import server_script
+    from kernl_trio.local.embedded import EmbeddedServer
+    from kernl_trio.local.rules import synthesize_speech
+    from kernl_trio.protocol import PCMU_8K
+
+    embedded = EmbeddedServer(server_script(), transcripts=("hello",))
+    await nursery.start(embedded.run)
+    model = build_model(AGENT, embedded.url)
+    bridge: TwilioServer = await nursery.start(partial(serve_twilio, AGENT, model=model))
+    peer: TwilioPeer = await nursery.start(TwilioPeer(f"ws://127.0.0.1:{bridge.port}/twilio").run)
+    await peer.say(synthesize_speech("hello there", PCMU_8K))
+    await peer.wait_received("mark", count=100)  # 2 s of the answer
+    await trio.sleep(5)  # the caller hears it all (it acknowledges each mark as it is played)
+    await peer.hang_up()
+    await wait_until(lambda: bool(bridge.history))
+    record = bridge.history[-1]
+    assert (record.outcome, record.reason) == ("completed", "stop")
+    # "Hello! Ask me about the weather anywhere.", spoken in u-law and passed through
+    assert len(peer.received_audio) >= 2 * 8000
+    assert record.statistics.marks_acknowledged >= 100 and record.statistics.malformed == 0
+
+
+async def test_junk_before_start_is_still_one_warning_that_says_what_came(
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model_server = await start_model_server(nursery)
+    bridge = await start_bridge(nursery, model_server)
+    caplog.set_level(logging.INFO, "kernl_trio")
+    peer = await dial(nursery, bridge, send_start=False)
+    for _ in range(50):  # a scanner that talks
+        peer.send_nowait("GET / HTTP/1.1")
+    peer.send_nowait({"event": "start", "start": {}})
+    await peer.disconnect()
+    await wait_until(lambda: bool(bridge.history))
+    records = [r for r in caplog.records if r.name.startswith("kernl_trio.channels")]
+    assert [r.levelname for r in records] == ["WARNING"], [r.getMessage() for r in records]
+    message = records[0].getMessage()
+    assert "the stream ended before its start message (51 malformed messages" in message
+    assert "the first: not JSON" in message
+    assert bridge.history[-1].statistics.malformed == 51
+
+
+async def test_a_stream_that_never_starts_is_dropped_with_the_timeout_as_reason(
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model_server = await start_model_server(nursery)
+    model = OpenAIRealtimeModel(base_url=model_server.url)
+    bridge: TwilioServer = await nursery.start(
+        partial(serve_twilio, AGENT, model=model, start_timeout=3)
+    )
+    caplog.set_level(logging.INFO, "kernl_trio")
+    peer = await dial(nursery, bridge, send_start=False)  # "connected", then nothing
+    await peer.closed.wait()
+    await wait_until(lambda: bool(bridge.history))
+    assert bridge.history[-1].reason == "not a call: no start message within 3 s"
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.exc_info is None and "no start message within 3 s" in warning.getMessage()
+
+
+async def test_a_caller_sending_junk_non_stop_does_not_flood_the_log(
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    model_server = await start_model_server(nursery)
+    bridge = await start_bridge(nursery, model_server)
+    peer = await dial(nursery, bridge)
+    await model_side(model_server)
+    caplog.set_level(logging.INFO, "kernl_trio")
+    for _ in range(3000):
+        peer.send_nowait("not JSON")
+    await trio.sleep(1)
+    await peer.hang_up()
+    await wait_until(lambda: bool(bridge.history))
+    record = bridge.history[-1]
+    assert (record.outcome, record.statistics.malformed) == ("completed", 3000)
+    lines = [r.getMessage() for r in caplog.records if "malformed message" in r.getMessage()]
+    assert len(lines) == 10 + 3  # the first ten, then the 1000th, 2000th and 3000th
+    assert lines[9].endswith("more are counted, and logged 1 in 1000")
+    assert lines[-1].endswith("; 3000 so far")
+
+
+def test_workers_caught_starting_by_the_stop_signal_count_as_stopped() -> None:
+    # a worker still importing when the supervisor forwards SIGTERM exits 130 ("interrupted")
+    # or dies of the signal: the service was asked to stop, and it did
+    assert workers_status([0, 130], stopping=True) == 0
+    assert workers_status([-signal.SIGTERM, 0], stopping=True) == 0
+    assert workers_status([0, 130], stopping=False) == 1
+    assert workers_status([0, 3], stopping=False) == 3
+    assert workers_status([1, 3], stopping=True) == 3
+
+
+async def test_two_streams_with_one_stream_sid_are_both_counted(
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a replayed or forged start: the second call must not hide the first, nor the first's
+    # end remove the second from the live calls
+    model_server = await start_model_server(nursery)
+    bridge = await start_bridge(nursery, model_server)
+    sid = "MZ" + "a" * 32
+    first = await dial(nursery, bridge, stream_sid=sid)
+    await model_side(model_server, 0)
+    second = await dial(nursery, bridge, stream_sid=sid)
+    await model_side(model_server, 1)
+    assert bridge.statistics().active == 2
+    assert "which a live call already has" in caplog.text
+    await first.hang_up()
+    await wait_until(lambda: len(bridge.history) == 1)
+    assert bridge.statistics().active == 1
+    assert bridge.calls[sid].channel.ended is False
+    await second.hang_up()
+    await wait_until(lambda: len(bridge.history) == 2)
+    assert bridge.statistics().active == 0 and bridge.calls == {}
+
+
+def _workers_of(supervisor_pid: int) -> list[int]:
+    """The processes started with ``--supervisor-pid supervisor_pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                argv = cmdline.read().split(b"\0")
+        except OSError:
+            continue
+        if b"--supervisor-pid" in argv and str(supervisor_pid).encode() in argv:
+            found.append(int(entry))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (an exited process nobody has reaped yet is a zombie, ``Z``)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the workers in /proc")
+async def test_workers_whose_supervisor_is_killed_drain_and_exit() -> None:
+    # SIGKILL leaves the supervisor no chance to forward anything: without a watch on it the
+    # workers would answer calls on the shared port forever, with nobody left to stop them
+    async with trio.open_nursery() as nursery:
+        model_server = await start_model_server(nursery)
+        async with bridge_process(model_server.url, "--workers", "2", "--grace", "5") as bridge:
+            await bridge.wait_for(r"2 workers answering on")
+            workers = _workers_of(bridge.process.pid)
+            assert len(workers) == 2
+            try:
+                bridge.process.kill()
+                with trio.fail_after(10):
+                    while any(_running(pid) for pid in workers):  # noqa: ASYNC110
+                        await trio.sleep(0.1)
+                with pytest.raises(OSError):  # nobody answers on the port any more
+                    await trio.open_tcp_stream("127.0.0.1", bridge.port)
+            finally:
+                for pid in _workers_of(bridge.process.pid):
+                    os.kill(pid, signal.SIGKILL)
+        nursery.cancel_scope.cancel()

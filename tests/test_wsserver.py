@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 from websockets.client import ClientProtocol
@@ -189,3 +190,113 @@ async def test_stop_accepting_keeps_the_connections_already_open(
         await peer.flush()
         (frame,) = await peer.frames()
         assert bytes(frame.data) == b"still here"
+
+
+# -- hostile HTTP before the upgrade: one connection's bytes never stop the server -----------------
+async def exchange(port: int, data: bytes) -> tuple[bytes, float]:
+    """Send ``data``, read until the server closes: its whole answer and how long it took."""
+    async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
+        began = trio.current_time()
+        await stream.send_all(data)
+        answer = b""
+        while chunk := await stream.receive_some():
+            answer += chunk
+        return answer, trio.current_time() - began
+
+
+def status_gate(request: HttpRequest) -> tuple[int, str] | None:
+    return (200, "fine\n") if request.path == "/status" else None
+
+
+async def test_pipelined_requests_get_one_answer_and_the_server_goes_on(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server, _ = await echo_server(nursery, gate=status_gate)
+    get = b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n"
+    # two requests in one packet: the protocol fails on the second (not a frame) before the
+    # first is answered, which once raised out of the server and ended every connection
+    answer, _ = await exchange(server.port, get + get)
+    assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"\r\n\r\nfine\n")
+    upgrade = (
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    answer, _ = await exchange(server.port, upgrade + get)
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"after the upgrade request" in answer
+    # still serving
+    assert (await exchange(server.port, get))[0].startswith(b"HTTP/1.1 200 OK")
+    async with client(server.port) as peer:
+        peer.protocol.send_text(b"alive")
+        await peer.flush()
+        (frame,) = await peer.frames()
+        assert bytes(frame.data) == b"alive"
+
+
+async def test_a_frame_sent_with_the_upgrade_request_is_not_lost(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server, _ = await echo_server(nursery)
+    protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{server.port}/ws"))
+    protocol.send_request(protocol.connect())
+    early = Frame(Opcode.TEXT, b"early").serialize(mask=True, extensions=[])
+    async with await trio.open_tcp_stream("127.0.0.1", server.port) as stream:
+        peer = Client(stream, protocol)
+        await stream.send_all(b"".join(protocol.data_to_send()) + early)
+        while protocol.state is State.CONNECTING:
+            protocol.receive_data(await stream.receive_some())
+        frames = [e for e in protocol.events_received() if isinstance(e, Frame)]
+        frames = frames or await peer.frames()
+        assert bytes(frames[0].data) == b"early"
+
+
+async def test_what_is_not_a_request_is_answered_at_once(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server, _ = await echo_server(nursery, gate=status_gate, handshake_timeout=10.0)
+    cases = {
+        b"garbage\r\n\r\n": b"HTTP/1.1 400 ",
+        b"GET /status HTTP/1.1\r\nX-Pad: " + b"a" * 20000 + b"\r\n\r\n": b"HTTP/1.1 431 ",
+        b"POST /status HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello": b"HTTP/1.1 400 ",
+    }
+    for data, expected in cases.items():
+        answer, took = await exchange(server.port, data)
+        assert answer.startswith(expected), (data[:20], answer)
+        assert took < 1.0, data[:20]  # not held until the handshake timeout
+
+
+async def test_head_is_a_bodiless_get_and_other_methods_get_405(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server, _ = await echo_server(nursery, gate=status_gate)
+    answer, _ = await exchange(server.port, b"HEAD /status HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"\r\n\r\n")
+    assert b"Content-Length: 5\r\n" in answer
+    for method in (b"POST", b"PUT", b"DELETE", b"OPTIONS"):
+        answer, _ = await exchange(server.port, method + b" /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 405 ") and b"Allow: GET, HEAD\r\n" in answer
+
+
+async def test_a_handler_that_raises_ends_its_connection_only(
+    nursery: trio.Nursery,
+    autojump_clock: trio.testing.MockClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def handler(ws: ServerWebSocket) -> None:
+        message = await ws.receive()
+        if message == "boom":
+            raise ValueError("a bug in the handler")
+        await ws.send(message)
+
+    server = WebSocketServer(handler)
+    await nursery.start(server.serve, "127.0.0.1", 0)
+    async with client(server.port) as peer:
+        peer.protocol.send_text(b"boom")
+        await peer.flush()
+        await peer.frames()  # the server closes this one
+    async with client(server.port) as peer:
+        peer.protocol.send_text(b"fine")
+        await peer.flush()
+        (frame,) = await peer.frames()
+        assert bytes(frame.data) == b"fine"
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.exc_info is not None and isinstance(record.exc_info[1], ValueError)

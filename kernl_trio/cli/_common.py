@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
+import os
 import sys
 import traceback
+import urllib.parse
 from typing import Any, NoReturn
 
 import orjson
@@ -16,6 +18,7 @@ from .._net import check_port
 from ..errors import ConfigurationError, HandshakeFailed, KernlTrioError, TransportError
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_CANNOT_START",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
@@ -23,11 +26,13 @@ __all__ = [
     "EXIT_USAGE",
     "CliError",
     "JsonFormatter",
+    "Parser",
     "add_common_options",
     "log_level",
     "port_number",
     "report",
     "setup_logging",
+    "websocket_url",
 ]
 
 EXIT_OK = 0
@@ -42,10 +47,14 @@ port in use, a host that does not resolve, a server that is not there or refuses
 EXIT_INTERRUPTED = 130
 """The demo was stopped by Ctrl-C (its files and summary are still written)."""
 
+EXIT_BROKEN_PIPE = 141
+"""Whoever read the output went away (``kernl-trio demo | head``): stopped quietly, with the
+status of a program that SIGPIPE ended (128 + 13)."""
+
 EXIT_CODES_HELP = (
     "exit status: 0 done (servers: stopped by Ctrl-C or SIGTERM); 1 failed while running; "
     "2 bad command line; 3 cannot start (file, API key, port, host, server); "
-    "130 demo stopped by Ctrl-C"
+    "130 demo stopped by Ctrl-C; 141 output closed (| head)"
 )
 
 
@@ -146,13 +155,32 @@ def _explain(exc: BaseException) -> CliError | None:
     return None
 
 
-def report(prog: str, exc: BaseException, *, debug: bool) -> int:
-    """Print ``exc`` for a user (one line, or the traceback with ``debug``); the exit status."""
+def report(
+    prog: str,
+    exc: BaseException,
+    *,
+    debug: bool,
+    interrupted: int | None = None,
+    signal_name: str = "Ctrl-C",
+) -> int:
+    """Print ``exc`` for a user (one line, or the traceback with ``debug``); the exit status.
+
+    A ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM before a server listens for it) exits with
+    ``interrupted``: a server's ``EXIT_OK`` (stopped when asked, even while starting), else
+    ``EXIT_INTERRUPTED``.
+    """
     if isinstance(exc, BaseExceptionGroup):
         exc = collapse(exc)
+    if isinstance(exc, BrokenPipeError) and exc.filename is None:
+        _stdout_to_devnull()
+        return EXIT_BROKEN_PIPE
     if isinstance(exc, KeyboardInterrupt):
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        if interrupted is None:
+            by = " by SIGTERM" if signal_name == "SIGTERM" else ""
+            print(f"{prog}: interrupted{by}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        print(f"{prog}: stopped by {signal_name} while starting", file=sys.stderr)
+        return interrupted
     explained = _explain(exc)
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
@@ -169,6 +197,37 @@ def report(prog: str, exc: BaseException, *, debug: bool) -> int:
     return explained.code
 
 
+def _stdout_to_devnull() -> None:
+    """Point standard output at /dev/null, so the interpreter's last flush of what is left
+    for the reader that went away does not fail again (as Python's documentation advises)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (e.g. captured in a test)
+        pass
+
+
 def usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
-    """Exit as argparse does for a bad command line (status 2, usage and message)."""
+    """Exit as argparse does for a bad command line (status 2 and the message)."""
     parser.error(message)
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse`` with a bad command line as one line (and where to look), not the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def websocket_url(text: str) -> str:
+    """argparse type: a ``ws://`` or ``wss://`` URL with a host (and a valid port)."""
+    parts = urllib.parse.urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the port is not 0 to 65535") from None
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a WebSocket URL (ws://HOST:PORT/PATH or wss://HOST/PATH)"
+        )
+    return text

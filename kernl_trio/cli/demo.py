@@ -6,7 +6,7 @@ import argparse
 import wave
 from pathlib import Path
 
-from ._common import EXIT_USAGE, CliError, add_common_options
+from ._common import EXIT_USAGE, CliError, add_common_options, websocket_url
 
 NAME = "demo"
 
@@ -39,6 +39,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--url",
+        type=websocket_url,
         help="a realtime server to use instead of the embedded one, e.g. "
         "wss://api.openai.com/v1/realtime (needs OPENAI_API_KEY) or the URL `kernl-trio serve` "
         "prints (default: the embedded server)",
@@ -60,23 +61,35 @@ def check_input(path: Path) -> None:
         raise CliError(f"--input {path}: no such file")
     if path.is_dir():
         raise CliError(f"--input {path}: is a directory, not a WAV file")
+    convert = "convert it, e.g. `ffmpeg -i in.wav -ac 1 -ar 24000 -c:a pcm_s16le user.wav`"
     try:
-        read_wav(path)
+        audio = read_wav(path)
     except PermissionError:
         raise CliError(f"--input {path}: permission denied") from None
     except (wave.Error, EOFError) as exc:
         detail = str(exc) or "it is empty or cut short"
+        code = detail.removeprefix("unknown format: ")
+        if code != detail:  # a WAV file, in a sample format other than PCM
+            detail = _WAV_FORMATS.get(code, f"its sample format (code {code}) is not 16-bit PCM")
         raise CliError(
-            f"--input {path}: not a WAV file this demo can read ({detail})",
-            hint="convert it, e.g. `ffmpeg -i in.mp3 -ac 1 -ar 24000 -c:a pcm_s16le user.wav`",
+            f"--input {path}: not a WAV file this demo can read ({detail})", hint=convert
         ) from None
     except ValueError as exc:
-        raise CliError(
-            f"--input {exc}",
-            hint="convert it, e.g. `ffmpeg -i in.wav -ac 1 -c:a pcm_s16le user.wav`",
-        ) from None
+        detail = str(exc).removeprefix(f"{path}: ")
+        raise CliError(f"--input {path}: {detail}", hint=convert) from None
     except OSError as exc:
         raise CliError(f"--input {path}: cannot read it ({exc.strerror or exc})") from None
+    if not audio:
+        raise CliError(f"--input {path}: there is no audio in it (0 samples)")
+
+
+_WAV_FORMATS = {
+    "3": "its samples are 32-bit float, not 16-bit PCM",
+    "6": "its samples are A-law, not 16-bit PCM",
+    "7": "its samples are u-law, not 16-bit PCM",
+    "65534": "it has a WAVE_FORMAT_EXTENSIBLE header, which Python reads from 3.12 on",
+}
+"""Format codes of WAV files ``wave`` refuses, as ``wave.Error`` names them."""
 
 
 def run(args: argparse.Namespace) -> int:

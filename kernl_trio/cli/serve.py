@@ -11,7 +11,14 @@ from typing import Any
 import trio
 
 from .._errors import collapse
-from ._common import CliError, add_common_options, log_level, port_number, setup_logging
+from ._common import (
+    EXIT_OK,
+    CliError,
+    add_common_options,
+    log_level,
+    port_number,
+    setup_logging,
+)
 
 NAME = "serve"
 
@@ -46,7 +53,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--log-level", type=log_level, default="WARNING", help="(default: %(default)s)"
     )
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, interrupted=EXIT_OK)
 
 
 def run(args: argparse.Namespace) -> int:

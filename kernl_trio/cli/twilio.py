@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, TextIO
 
@@ -33,6 +33,7 @@ from ..protocol import PCM16_24K, PCMU_8K
 from ._common import (
     EXIT_CANNOT_START,
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     CliError,
@@ -40,6 +41,7 @@ from ._common import (
     log_level,
     port_number,
     setup_logging,
+    websocket_url,
 )
 from .serve import start_listening
 
@@ -54,6 +56,7 @@ __all__ = [
     "run",
     "run_twilio_command",
     "worker_line",
+    "workers_status",
 ]
 
 NAME = "twilio"
@@ -67,8 +70,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="serve phone calls from Twilio Media Streams with an agent",
         description=(
             "Answer Twilio calls with a realtime agent (TwiML <Connect><Stream>): one session "
-            "per call. GET /healthz answers 200 (503 while draining). SIGTERM or Ctrl-C drains: "
-            "no new calls, calls in progress get --grace seconds, then end; exit 0."
+            "per call. GET /healthz answers 200 while taking calls. SIGTERM or Ctrl-C drains: "
+            "no new calls (the port closes, so health checks fail), calls in progress get "
+            "--grace seconds, then end; exit 0."
         ),
     )
     add_common_options(parser)
@@ -86,6 +90,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--public-url",
+        type=_public_url,
         help="scheme and host Twilio connects to, e.g. wss://abc.ngrok.app; needed to check "
         "signatures (default: none)",
     )
@@ -97,6 +102,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--model-url",
+        type=websocket_url,
         help="the realtime endpoint, e.g. the URL `kernl-trio serve` prints (no key needed) "
         "or any OpenAI GA-compatible server (default: the agent's model, else OpenAI with "
         "$OPENAI_API_KEY)",
@@ -136,7 +142,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     # set by --workers in the processes it starts
     parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
-    parser.set_defaults(run=run)
+    parser.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)
+    parser.set_defaults(run=run, interrupted=EXIT_OK)
+
+
+def _public_url(text: str) -> str:
+    """argparse type: the ``wss://`` (or ``ws://``) URL Twilio connects to, without the
+    stream's path (a prefix a proxy strips is fine)."""
+    try:
+        return websocket_url(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not the URL Twilio connects to: give its scheme and host as in the "
+            "TwiML <Stream url>, e.g. wss://abc.ngrok.app"
+        ) from None
 
 
 def _seconds(text: str) -> float:
@@ -173,13 +192,22 @@ def load_agent(ref: str) -> RealtimeAgent:
         target: object = importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from exc
+    except Exception as exc:  # the module's own code failed: its error, with --debug its traceback
+        raise ConfigurationError(
+            f"cannot import {module_name!r}: it raised {type(exc).__name__}: {exc}"
+        ) from exc
     for name in attr.split("."):
         try:
             target = getattr(target, name)
         except AttributeError:
             raise ConfigurationError(f"{ref!r}: no attribute {name!r}") from None
     if not isinstance(target, RealtimeAgent) and callable(target):
-        target = target()
+        try:
+            target = target()
+        except Exception as exc:
+            raise ConfigurationError(
+                f"{ref!r} (called to make the agent) raised {type(exc).__name__}: {exc}"
+            ) from exc
     if not isinstance(target, RealtimeAgent):
         raise ConfigurationError(f"{ref!r} is a {type(target).__name__}, not a RealtimeAgent")
     return target
@@ -220,9 +248,15 @@ async def run_twilio_command(
     model_id: str = "gpt-realtime",
     grace: float = 30.0,
     reuse_port: bool = False,
+    supervisor_pid: int | None = None,
 ) -> None:
     """What ``kernl-trio twilio`` does in one process: serve until SIGTERM or SIGINT, then
-    drain (``grace`` seconds) and return."""
+    drain (``grace`` seconds) and return.
+
+    A worker of ``--workers`` gets its ``supervisor_pid``: should that process vanish without
+    stopping it (killed with SIGKILL, say), the worker drains as if told to, rather than go
+    on answering calls on the shared port with nobody to stop it.
+    """
     from ..channels.twilio import TwilioOptions, serve_twilio
 
     agent = load_agent(agent_ref) if isinstance(agent_ref, str) else agent_ref
@@ -254,15 +288,38 @@ async def run_twilio_command(
                 "Ctrl-C or SIGTERM drains",
                 flush=True,
             )
-            async for signum in signals:
-                name = signal.Signals(signum).name
-                if server.draining:
-                    logger.warning("%s again: ending %d calls now", name, len(server.calls))
+            draining = False
+
+            def stop(why: str) -> None:
+                nonlocal draining
+                if draining:
+                    logger.warning("%s again: ending %d calls now", why, len(server.calls))
                     nursery.start_soon(server.hang_up_all)
-                    continue
-                logger.info("%s: draining (grace %g s)", name, grace)
+                    return
+                draining = True
+                logger.info("%s: draining (grace %g s)", why, grace)
                 nursery.start_soon(_drain_then_stop, server, grace, nursery.cancel_scope)
+
+            if supervisor_pid is not None:
+                nursery.start_soon(_watch_supervisor, supervisor_pid, stop)
+            async for signum in signals:
+                stop(signal.Signals(signum).name)
     logger.info("stopped")
+
+
+SUPERVISOR_CHECK_S = 1.0
+"""How often a worker checks that its supervisor is still there."""
+
+
+async def _watch_supervisor(pid: int, stop: Callable[[str], None]) -> None:
+    """Call ``stop`` once this process's parent is no longer ``pid`` (it died: the process
+    was handed to another), then return. Polled: a parent's death is no event to wait on
+    portably."""
+    while True:
+        await trio.sleep(SUPERVISOR_CHECK_S)
+        if os.getppid() != pid:
+            break
+    stop(f"the supervisor (pid {pid}) is gone")
 
 
 async def _drain_then_stop(server: TwilioServer, grace: float, scope: trio.CancelScope) -> None:
@@ -280,8 +337,8 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, json=args.log_json)
     try:
         agent = load_agent(args.agent)
-    except ConfigurationError as exc:
-        raise CliError(str(exc), code=EXIT_USAGE) from None
+    except ConfigurationError as exc:  # --debug shows the module's traceback
+        raise CliError(str(exc), code=EXIT_USAGE) from exc.__cause__
     build_model(agent, args.model_url, args.model)  # refuse now, not at the first call
     if args.workers > 1:
         return _run_workers(args)
@@ -299,6 +356,7 @@ def run(args: argparse.Namespace) -> int:
                 model_id=args.model,
                 grace=args.grace,
                 reuse_port=args.reuse_port,
+                supervisor_pid=args.supervisor_pid,
             )
         )
     except BaseExceptionGroup as group:
@@ -331,6 +389,7 @@ def _reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
 def _worker_argv(args: argparse.Namespace, port: int) -> list[str]:
     argv = [sys.executable, "-m", "kernl_trio", NAME, "--agent", args.agent]
     argv += ["--host", args.host, "--port", str(port), "--reuse-port", "--workers", "1"]
+    argv += ["--supervisor-pid", str(os.getpid())]
     argv += ["--model", args.model, "--model-format", args.model_format]
     argv += ["--grace", repr(args.grace), "--log-level", args.log_level]
     if args.public_url:
@@ -446,7 +505,15 @@ async def _supervise(
             nursery.start_soon(forward)
             await done.wait()
             nursery.cancel_scope.cancel()
-    failed = [status for status in statuses if status != EXIT_OK]
+    return workers_status(statuses, stopping=stopping)
+
+
+def workers_status(statuses: Sequence[int], *, stopping: bool) -> int:
+    """The supervisor's exit status from its workers'. Once it has asked them to stop, a
+    worker the signal caught before it could drain (still starting: 130, or killed by it)
+    stopped as asked too."""
+    asked = (EXIT_INTERRUPTED, -signal.SIGTERM, -signal.SIGINT) if stopping else ()
+    failed = [status for status in statuses if status != EXIT_OK and status not in asked]
     if not failed:
         return EXIT_OK
     return EXIT_CANNOT_START if EXIT_CANNOT_START in failed else EXIT_FAILED

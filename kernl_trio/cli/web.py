@@ -37,6 +37,7 @@ from ._common import (
     log_level,
     port_number,
     setup_logging,
+    websocket_url,
 )
 
 __all__ = ["WebOptions", "add_web_arguments", "main_web", "run_web", "web_parser"]
@@ -62,6 +63,7 @@ def add_web_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     """Register ``kernl-trio web``'s options on ``parser``."""
     parser.add_argument(
         "--model-url",
+        type=websocket_url,
         help="a realtime server (e.g. wss://api.openai.com/v1/realtime, needs OPENAI_API_KEY); "
         "default: the embedded server, no key needed",
     )
@@ -271,7 +273,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     add_common_options(parser)
     add_web_arguments(parser)
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, interrupted=EXIT_OK)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -281,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
         options = options_from(args)
         agent = load_agent(options.agent) if options.agent else None
     except ConfigurationError as exc:
-        raise CliError(str(exc), code=EXIT_USAGE) from None
+        raise CliError(str(exc), code=EXIT_USAGE) from exc.__cause__
     check_startable(options)
     setup_logging(args.log_level)
     trio.run(partial(run_web, options, agent=agent))

@@ -271,12 +271,16 @@ class RuleScript:
                 decoded = None
             if isinstance(decoded, dict):
                 fields.update(decoded)
+            else:  # no fields: the tool's words (a JSON string) or its output as it came
+                fields["output"] = decoded if isinstance(decoded, str) else output.strip()
             if isinstance(decoded, dict) and "error" in decoded:
                 template = rule.on_error if rule is not None else Rule().on_error
-            elif rule is not None and rule.then_say is not None:
+            elif rule is not None and rule.then_say is not None and isinstance(decoded, dict):
                 template = rule.then_say
-            else:
+            elif fields["output"]:
                 template = "Here is what I found: {output}"
+            else:
+                template = "I found nothing."
             parts.append(self._speak(_fill(template, fields, summary=True), request))
         elif rule is None:
             fallback = _fill(self.fallback, {"text": text}) if text else self.unheard

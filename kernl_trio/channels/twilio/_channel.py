@@ -70,6 +70,7 @@ __all__ = [
 logger = logging.getLogger("kernl_trio.channels.twilio")
 
 _MAX_GAP_MS = 10_000  # longer inbound gaps are filled with this much silence at most
+_MALFORMED_LOGGED = 10  # a call's first malformed messages each get a log line; then 1 in 1000
 
 
 @attrs.frozen
@@ -218,6 +219,8 @@ class TwilioChannel:
         self._item: str | None = None  # the item whose audio the encoder holds
         self._marks = MarkLedger(self._frame_bytes)
         self._n = _Counters()
+        self.first_malformed: str | None = None
+        """Why the first malformed message was refused (``None``: none was)."""
 
     # -- identity ----------------------------------------------------------------------------
     @property
@@ -417,9 +420,25 @@ class TwilioChannel:
 
     def _malformed(self, reason: str, frame: str | bytes) -> None:
         self._n.malformed += 1
-        logger.warning(
-            "Twilio call %s: malformed message (%s): %.200r", self.call_sid, reason, frame
-        )
+        count = self._n.malformed
+        if self.first_malformed is None:
+            self.first_malformed = reason
+        # Before start this is not a call yet (a scanner, a probe): the server's one line for
+        # the stream says what it sent. During a call, a peer sending junk non-stop must not
+        # flood the log: the first few, then one line in 1000, with the count.
+        if self.start is not None and (count <= _MALFORMED_LOGGED or count % 1000 == 0):
+            more = ""
+            if count == _MALFORMED_LOGGED:
+                more = "; more are counted, and logged 1 in 1000"
+            elif count > _MALFORMED_LOGGED:
+                more = f"; {count} so far"
+            logger.warning(
+                "Twilio call %s: malformed message (%s): %.200r%s",
+                self.call_sid,
+                reason,
+                frame,
+                more,
+            )
         self._events.publish(TwilioMalformed(reason, frame))
 
     def _end(self, reason: Literal["stop", "closed"]) -> None:

@@ -276,7 +276,7 @@ class TwilioServer:
 
     def statistics(self) -> TwilioServerStatistics:
         return TwilioServerStatistics(
-            len(self.calls),
+            sum(1 for channel in self._channels if channel.start is not None),
             self._started,
             self._completed,
             self._failed,
@@ -300,8 +300,10 @@ class TwilioServer:
         """Stop accepting calls, let the calls in progress finish for up to ``grace`` seconds,
         then end the rest as a hang-up from this side (each session closes as usual).
 
-        Returns once every call has ended; :meth:`run` then returns too. ``/healthz``
-        answers 503 from the start of the drain, so a load balancer stops sending calls.
+        Returns once every call has ended; :meth:`run` then returns too. The listening
+        socket closes at the start of the drain, so a load balancer's health check fails
+        (refused; ``/healthz`` answers 503 on a connection made before) and it stops
+        sending calls.
         """
         if not self.draining:
             self.draining = True
@@ -359,6 +361,12 @@ class TwilioServer:
 
         def register(call: TwilioCall) -> None:
             self._started += 1
+            if call.stream_sid in self.calls:  # Twilio's SIDs are unique: a replay, or a bug
+                logger.warning(
+                    "call started with stream_sid=%s, which a live call already has; "
+                    "server.calls lists the newer one",
+                    call.stream_sid,
+                )
             self.calls[call.stream_sid] = call
             logger.info(
                 "call started: call_sid=%s stream_sid=%s from %s",
@@ -390,8 +398,9 @@ class TwilioServer:
         finally:
             self._channels.discard(channel)
             self._changed.unpark_all()
-            if channel.stream_sid is not None:
-                self.calls.pop(channel.stream_sid, None)
+            live = self.calls.get(channel.stream_sid or "")
+            if live is not None and live.channel is channel:  # not another stream's, same SID
+                del self.calls[live.stream_sid]
             self._record(channel, ws, started_at, error)
 
     def _record(
@@ -404,9 +413,16 @@ class TwilioServer:
         ended_at = trio.current_time()
         if channel.start is None:
             # A scanner, a health probe, a misconfigured <Stream>: not a call, one warning.
-            why = f"no start message within {self._start_timeout:g} s"
-            if channel.ended:
+            if isinstance(error, trio.TooSlowError):
+                why = f"no start message within {self._start_timeout:g} s"
+            elif error is not None and not channel.ended:
+                why = f"{type(error).__name__}: {error}"
+            else:
                 why = "the stream ended before its start message"
+            malformed = channel.statistics().malformed
+            if malformed:
+                s = "s" if malformed > 1 else ""
+                why += f" ({malformed} malformed message{s}, the first: {channel.first_malformed})"
             logger.warning(
                 "not a call: a stream from %s (%s): %s",
                 ws.request.remote,
