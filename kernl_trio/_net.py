@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import urllib.parse
 
 from .errors import ConfigurationError
 
-__all__ = ["bind_error_message", "check_port", "is_local_url", "url_host", "ws_url"]
+__all__ = [
+    "api_key_missing",
+    "bind_error_message",
+    "check_port",
+    "is_local_url",
+    "url_host",
+    "ws_url",
+]
 
 
 def check_port(port: int) -> int:
@@ -25,6 +33,12 @@ def is_local_url(url: str) -> bool:
     """Whether ``url`` is a server on this machine (which needs no API key)."""
     host = urllib.parse.urlsplit(url).hostname or ""
     return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def api_key_missing(url: str | None) -> bool:
+    """Whether a model at ``url`` (``None``: OpenAI's) needs ``OPENAI_API_KEY`` and the
+    environment has none: what the commands refuse to start without."""
+    return not os.environ.get("OPENAI_API_KEY") and not (url is not None and is_local_url(url))
 
 
 def url_host(host: str) -> str:

@@ -25,7 +25,7 @@ import orjson
 import trio
 
 from .._errors import collapse
-from .._net import is_local_url, ws_url
+from .._net import api_key_missing, ws_url
 from ..agent import RealtimeAgent
 from ..errors import ConfigurationError
 from ..model import RealtimeModel
@@ -225,9 +225,7 @@ def build_model(
 
     if model_url is None and agent.model is not None:
         return None  # the session uses the agent's model
-    if not os.environ.get("OPENAI_API_KEY") and not (
-        model_url is not None and is_local_url(model_url)
-    ):
+    if api_key_missing(model_url):
         where = f"--model-url {model_url}" if model_url else "OpenAI (the default model)"
         raise ConfigurationError(
             f"{where} needs OPENAI_API_KEY in the environment; set it, or run a local server "

@@ -24,7 +24,7 @@ import attrs
 import trio
 
 from .._errors import collapse
-from .._net import is_local_url
+from .._net import api_key_missing
 from ..agent import RealtimeAgent
 from ..errors import ConfigurationError
 from ..model import RealtimeModel
@@ -117,10 +117,6 @@ def options_from(args: argparse.Namespace) -> WebOptions:
     model_url = OPENAI_URL if args.openai else args.model_url
     if args.openai and args.model_url:
         raise ConfigurationError("give --openai or --model-url, not both")
-    if model_url is not None and urllib.parse.urlsplit(model_url).scheme not in ("ws", "wss"):
-        raise ConfigurationError(
-            f"--model-url {model_url!r} is not a WebSocket URL (ws:// or wss://, e.g. {OPENAI_URL})"
-        )
     if bool(args.certfile) != bool(args.keyfile):
         raise ConfigurationError("--certfile and --keyfile go together")
     for origin in args.allow_origin:
@@ -160,7 +156,7 @@ def check_startable(options: WebOptions) -> None:
     """Refuse (:class:`CliError`, status 3) what would only fail once serving: a remote model
     without ``OPENAI_API_KEY``, a certificate that cannot be loaded."""
     url = options.model_url
-    if url is not None and not is_local_url(url) and not os.environ.get("OPENAI_API_KEY"):
+    if url is not None and api_key_missing(url):
         raise CliError(
             f"--model-url {url} needs OPENAI_API_KEY in the environment; set it, or run a "
             "local server (`kernl-trio serve`) and pass its URL as --model-url",

@@ -11,7 +11,6 @@ in a fraction of a second.
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -23,7 +22,7 @@ import orjson
 import trio
 
 from .._errors import collapse
-from .._net import is_local_url
+from .._net import api_key_missing
 from ..channels.wav import WavChannel, write_wav
 from ..errors import ConfigurationError
 from ..local.embedded import EmbeddedServer
@@ -69,8 +68,7 @@ def main(options: DemoOptions, out: TextIO | None = None) -> int:
     for a server that cannot be reached; the command line turns them into messages.
     """
     stream = out if out is not None else sys.stdout
-    remote = options.url is not None and not is_local_url(options.url)
-    if remote and not os.environ.get("OPENAI_API_KEY"):
+    if options.url is not None and api_key_missing(options.url):
         raise ConfigurationError(
             f"--url {options.url} needs OPENAI_API_KEY in the environment "
             "(a local server such as `kernl-trio serve` needs none)"
