@@ -64,16 +64,9 @@ class Bridge:
 
 
 @asynccontextmanager
-async def bridge_process(model_url: str, *args: str) -> AsyncIterator[Bridge]:
-    argv = [
-        sys.executable,
-        "-m",
-        "kernl_trio",
-        "twilio",
-        "--agent",
-        "tests.phone_agent:AGENT",
-    ]
-    argv += ["--port", "0", "--model-url", model_url, *args]
+async def running(argv: list[str]) -> AsyncIterator[Bridge]:
+    """``argv`` as a subprocess whose output the yielded :class:`Bridge` collects; waited
+    for after the block (its output is then whole), killed if it is still running."""
     process = await trio.lowlevel.open_process(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV
     )
@@ -83,8 +76,6 @@ async def bridge_process(model_url: str, *args: str) -> AsyncIterator[Bridge]:
             assert process.stdout is not None and process.stderr is not None
             nursery.start_soon(bridge.read, process.stdout, "out")
             nursery.start_soon(bridge.read, process.stderr, "err")
-            found = await bridge.wait_for(r"answering on ws://127\.0\.0\.1:(\d+)")
-            bridge.port = int(found.group(1))
             yield bridge
             with trio.fail_after(20):
                 await process.wait()
@@ -92,6 +83,16 @@ async def bridge_process(model_url: str, *args: str) -> AsyncIterator[Bridge]:
         if process.returncode is None:
             process.kill()
         await process.wait()
+
+
+@asynccontextmanager
+async def bridge_process(model_url: str, *args: str) -> AsyncIterator[Bridge]:
+    argv = [sys.executable, "-m", "kernl_trio", "twilio", "--agent", "tests.phone_agent:AGENT"]
+    argv += ["--port", "0", "--model-url", model_url, *args]
+    async with running(argv) as bridge:
+        found = await bridge.wait_for(r"answering on ws://127\.0\.0\.1:(\d+)")
+        bridge.port = int(found.group(1))
+        yield bridge
 
 
 async def http_get(port: int, path: str) -> tuple[int, str]:
@@ -346,25 +347,13 @@ async def test_a_signal_while_starting_stops_it_in_one_line(signum: signal.Signa
     # the agent's module sleeps on import: the signal comes before any server listens for it
     argv = [sys.executable, "-m", "kernl_trio", "twilio", "--agent", "tests.slow_agent:AGENT"]
     argv += ["--port", "0", "--model-url", "ws://127.0.0.1:9/v1/realtime"]
-    process = await trio.lowlevel.open_process(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV
-    )
-    bridge = Bridge(process)
-    try:
-        async with trio.open_nursery() as nursery:
-            assert process.stdout is not None and process.stderr is not None
-            nursery.start_soon(bridge.read, process.stdout, "out")
-            nursery.start_soon(bridge.read, process.stderr, "err")
-            await bridge.wait_for("loading")
-            process.send_signal(signum)
-            with trio.fail_after(10):
-                await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    async with running(argv) as bridge:
+        await bridge.wait_for("loading")
+        bridge.process.send_signal(signum)
+        with trio.fail_after(10):
+            await bridge.process.wait()
     name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
-    assert process.returncode == 0, bridge.err  # SIGTERM's default would be -15, silently
+    assert bridge.process.returncode == 0, bridge.err  # SIGTERM's default would be -15, silently
     assert bridge.err == f"kernl-trio twilio: stopped by {name} while starting\n"
 
 
