@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -257,18 +258,28 @@ async def test_fault_after_every_server_event(
         outcome, total = await _one_run(scenario, fault, 0)
         assert outcome == "completed" and total > 0
         points = sample(total, QUICK_POINTS)
-        outcomes: dict[str, int] = {}
-        for after in points:
-            outcome, sent = await _one_run(scenario, fault, after)
-            if outcome == "completed":
-                # A conversation's length varies by an event or two with scheduling (a
-                # protected tool's output races the close): a point past the end of this
-                # run fires nothing, and that is the only way a run may complete.
-                assert sent < after, (fault, after, sent)
-                outcome = "completed before the fault point"
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        INJECTED[f"{scenario.name}/{fault}"] = len(points)
-        print(f"\n{scenario.name} {fault}: {total} server events, {len(points)} faults, {outcomes}")
+        label = f"{scenario.name}/{fault}"
+        await _inject(label, f"{total} server events", points, partial(_one_run, scenario, fault))
+
+
+async def _inject(
+    label: str, events: str, points: list[int], run: Callable[[int], Awaitable[tuple[str, int]]]
+) -> None:
+    """``run(after)`` for every fault point; the outcomes are tallied, recorded and printed.
+
+    A conversation's length varies by an event or two with scheduling (a protected tool's
+    output races the close): a point past the end of a run fires nothing, and that is the
+    only way a run may complete.
+    """
+    outcomes: dict[str, int] = {}
+    for after in points:
+        outcome, sent = await run(after)
+        if outcome == "completed":
+            assert sent < after, (label, after, sent)
+            outcome = "completed before the fault point"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    INJECTED[label] = len(points)
+    print(f"\n{label}: {events}, {len(points)} faults, {outcomes}")
 
 
 @pytest.mark.parametrize("fault", ["stall", "no_read"])
@@ -450,15 +461,8 @@ async def test_twilio_call_model_fault_after_every_server_event(
     # quick: one fault in the middle of the call (the stall and the deaf peer take 45 s of
     # call audio each to be given up on)
     points = sample(total, 1) if THOROUGH else [total // 2]
-    outcomes: dict[str, int] = {}
-    for after in points:
-        outcome, sent = await _twilio_model_fault(fault, after)
-        if outcome == "completed":
-            assert sent < after, (fault, after, sent)
-            outcome = "completed before the fault point"
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    INJECTED[f"twilio_call/model {fault}"] = len(points)
-    print(f"\ntwilio_call model {fault}: {total} model events, {len(points)} faults, {outcomes}")
+    label = f"twilio_call/model {fault}"
+    await _inject(label, f"{total} model events", points, partial(_twilio_model_fault, fault))
 
 
 # -- a Twilio caller whose socket stalls, or who stops reading ----------------------------------
